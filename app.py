@@ -1,0 +1,25 @@
+"""Generative Geometry Explorer: the Streamlit app. Run with ``streamlit run app.py`` (or ``scripts/app``).
+
+Routes the pages in app_pages/ with ``st.navigation``; each page starts with the shared sidebar (model, device,
+cache: ``app_ui.sidebar``). The folder is not called ``pages/``: Streamlit 1.67 treats a ``pages/`` folder next to
+the main script as a legacy multipage app, which runs a deep link such as /geodesics without this script (no
+page config, a file-name navigation).
+"""
+
+import streamlit as st
+
+import app_ui
+from explorer import app_state
+
+st.set_page_config(page_title="Generative Geometry Explorer", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/local_geometry.py", title="Local geometry", url_path="local_geometry", default=True),
+    st.Page("app_pages/geodesics.py", title="Geodesics", url_path="geodesics"),
+    st.Page("app_pages/embedding.py", title="Embedding & clusters", url_path="embedding"),
+]
+
+page = st.navigation(PAGES)
+if app_state.profile()["warm_umap"]:
+    app_ui.umap_warmer()
+page.run()

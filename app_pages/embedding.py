@@ -1,0 +1,106 @@
+"""Page: UMAP embeddings and spectral clusterings of geodesic distances against two baselines."""
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+import app_ui
+from explorer import app_compute, app_state
+
+P = app_state.profile()
+spec = app_ui.sidebar()
+model = app_ui.get_model(spec)
+
+st.title("Embedding & clusters")
+st.caption("UMAP of the geodesic distances d_λ next to UMAP of the straight-line distance and of the c ≡ 1 graph "
+           "distance, coloured by spectral clusters (affinity exp(−d²/2σ²)) or by the data set's true labels. "
+           "The λ slider moves over a precomputed grid whose embeddings are Procrustes-aligned one onto the next.")
+
+with st.expander("Settings", expanded=False):
+    c1, c2, c3 = st.columns(3)
+    n = int(c1.number_input("Training points", 10, 5000, P["embed_n"], step=100, key="emb_n"))
+    k = int(c1.number_input("k (neighbours)", 2, 100, P["k"], key="emb_k"))
+    nq = int(c2.number_input("Quadrature points per edge", 1, 16, 3, key="emb_nq"))
+    n_neighbors = int(c2.number_input("UMAP n_neighbors", 2, 200, 15, key="emb_nn"))
+    sources = ["kde", "model"] if app_compute.has_model_likelihood(model) else ["kde"]
+    source = c3.selectbox("Density p", sources, key="emb_density",
+                          format_func={"kde": "Gaussian KDE of the training data (fast)",
+                                       "model": "model likelihood (exact DDIM; slow)"}.get)
+    text = c3.text_input("λ grid (relative)", ", ".join(f"{v:g}" for v in P["embed_lams"]), key="emb_lams")
+try:
+    lams = sorted(set(app_state.parse_floats(text)))[:12] or list(P["embed_lams"])
+except ValueError as err:
+    st.error(f"λ grid: {err}")
+    lams = list(P["embed_lams"])
+
+cost = app_compute.embedding_cost_estimate(model, source, n, len(lams), k, nq)
+if not app_ui.confirm_cost("the embeddings", cost, f"emb-{spec}-{source}-{n}-{k}-{nq}-{lams}-{n_neighbors}"):
+    st.stop()
+bar = app_ui.Progress(f"UMAP of {n} points for {len(lams)} λ values and two baselines")
+try:
+    arrays, record = app_compute.embedding_grid(model, app_ui.get_density(spec, source), n, lams, k=k, n_quad=nq,
+                                                n_neighbors=n_neighbors, progress=bar)
+except ValueError as err:
+    bar.done()
+    st.error(f"Could not compute the embeddings: {err}")
+    st.stop()
+bar.done()
+if int(arrays["n_components"]) > 1:
+    st.warning(f"The graph has {int(arrays['n_components'])} components: infinite distances were replaced by twice "
+               "the largest finite one for UMAP. Raise k to connect it.")
+
+grid_lams = [float(x) for x in arrays["lams"]]
+s1, s2 = st.columns([3, 2])
+with s1:
+    lam = st.select_slider("λ (relative, precomputed grid)", grid_lams,
+                           **app_ui.bind("emb_lam", grid_lams[len(grid_lams) // 2], lambda v: v in grid_lams))
+    app_ui.store("emb_lam", lam)
+with s2:
+    colors = ["clusters", "labels"]
+    color_names = {"clusters": "spectral clusters (each view's)", "labels": "true labels"}
+    color_by = st.radio("Colour by", colors, horizontal=True, format_func=color_names.get,
+                        **app_ui.bind("emb_color", "clusters", lambda v: v in colors))
+    app_ui.store("emb_color", color_by)
+li = grid_lams.index(lam)
+sel = [i for i in st.session_state.get("emb_sel", []) if i < n]
+views = [("geodesic", f"Geodesic distance, λ = {lam:g}", arrays["Y_geodesic"][li], arrays["clusters_geodesic"][li]),
+         ("euclidean", "Straight-line distance", arrays["Y_euclidean"], arrays["clusters_euclidean"]),
+         ("graph", "Graph distance, c ≡ 1", arrays["Y_graph"], arrays["clusters_graph"])]
+cols = st.columns(3)
+new_sel = None
+for col, (name, title, Y, cl) in zip(cols, views, strict=True):
+    c = arrays["labels"] if color_by == "labels" else cl
+    opacity = np.where(np.isin(np.arange(n), sel), 1.0, 0.25) if sel else np.ones(n)
+    size = np.where(np.isin(np.arange(n), sel), 9, 5) if sel else np.full(n, 5)
+    with col:
+        f = go.Figure(go.Scattergl(x=Y[:, 0], y=Y[:, 1], mode="markers", customdata=np.arange(n),
+                                   marker={"color": c, "colorscale": "Turbo", "size": size, "opacity": opacity},
+                                   hovertemplate="point %{customdata}<extra></extra>"))
+        f.update_layout(title=title, height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
+        ev = st.plotly_chart(f, key=f"emb_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                             config={"displayModeBar": False})
+        picked = app_ui.new_selection(f"emb_{name}", ev)
+        if picked:
+            new_sel = app_state.indices_from_selection({"selection": {"points": [{"customdata": p} for p in picked]}},
+                                                       n)
+if new_sel is not None:
+    st.session_state["emb_sel"] = new_sel
+    st.rerun()
+if sel:
+    st.caption(f"{len(sel)} points selected; they are highlighted in every view. "
+               f"Data-space coordinates of the first: {np.round(arrays['X'][sel[0]], 3).tolist()}")
+    if st.button("Clear the selection", key="emb_clear"):
+        st.session_state["emb_sel"] = []
+        st.rerun()
+
+st.subheader("Clustering against the true labels")
+table = app_compute.scores_table(arrays)
+st.dataframe(table.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}"}), hide_index=True)
+params = {"model": spec, **record["params"]}
+d1, d2 = st.columns(2)
+with d1:
+    app_ui.download_csv("Download scores (CSV)", table, params, "cluster_scores.csv", "dl_emb_scores")
+with d2:
+    app_ui.download_npz("Download embeddings (NPZ)", {k: arrays[k] for k in arrays}, params, "embeddings.npz",
+                        "dl_emb_npz")
+app_ui.sync_query(["emb_lam", "emb_color", "emb_sel"])

@@ -1,0 +1,270 @@
+"""Page: generative geodesics (Kim et al. 2024) on a neighbourhood graph, with a λ slider that only re-weights."""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import app_ui
+from explorer import app_compute, app_state
+
+P = app_state.profile()
+spec = app_ui.sidebar()
+model = app_ui.get_model(spec)
+
+st.title("Generative geodesics")
+st.caption("Shortest paths of the metric c(x)·‖dx‖ with c = (p0 + λ)/(p(x) + λ) on a k-NN or ε-graph (DESIGN.md §3). "
+           "Small λ: paths hug the data; large λ: straight lines. λ and p0 are relative to p_ref, the median "
+           "density of the training data.")
+
+# ---------------------------------------------------------------------------- settings
+with st.expander("Points, graph and density", expanded=False):
+    c1, c2, c3, c4 = st.columns(4)
+    kinds = ["data", "samples", "uniform"]
+    with c1:
+        kind = st.selectbox("Points", kinds, **app_ui.bind("geo_points", "data", lambda v: v in kinds),
+                            help="training data (a seeded subset), model samples, or uniform points over the view")
+        app_ui.store("geo_points", kind)
+        n_pts = st.number_input("Number of points", 20, 20000, P["graph_n"], step=100, key="geo_n")
+        n_bg = st.number_input("Background points (uniform)", 0, 20000, P["n_background"], step=50, key="geo_nbg",
+                               help="let geodesics cross empty regions (DESIGN.md §3)")
+    with c2:
+        graphs = ["knn", "epsilon"]
+        graph = st.selectbox("Graph", graphs, **app_ui.bind("geo_graph", "knn", lambda v: v in graphs))
+        app_ui.store("geo_graph", graph)
+        if graph == "knn":
+            k = st.number_input("k (neighbours)", 1, 100, **app_ui.bind("geo_k", P["k"]))
+            app_ui.store("geo_k", int(k))
+            eps = None
+        else:
+            eps = st.number_input("ε (edge length)", 0.001, 10.0, step=0.05, format="%.3f",
+                                  **app_ui.bind("geo_eps", 0.3))
+            app_ui.store("geo_eps", float(eps))
+            k = P["k"]
+    with c3:
+        nq = st.number_input("Quadrature points per edge", 1, 16, **app_ui.bind("geo_nq", 3),
+                             help="Gauss–Legendre nodes; small λ makes c rougher and needs more")
+        app_ui.store("geo_nq", int(nq))
+        sources = ["kde", "model"] if app_compute.has_model_likelihood(model) else ["kde"]
+        source = st.selectbox("Density p", sources, key="geo_density",
+                              format_func={"kde": "Gaussian KDE of the training data (fast)",
+                                           "model": "model likelihood (exact DDIM; slow)"}.get)
+    with c4:
+        upload = st.file_uploader("Bring your own data: a CSV of 2-D points", type=["csv", "txt"], key="geo_upload",
+                                  help=f"two numeric columns, at most {app_state.MAX_UPLOAD_ROWS} rows; the "
+                                       "density is then a KDE of your points. `python -m explorer train toy2d "
+                                       "--csv FILE` trains a diffusion model on it for the other pages.")
+
+user_data, user_sha = None, None
+if upload is not None:
+    try:
+        raw = upload.getvalue()
+        user_data = app_state.parse_points_csv(raw)
+        user_sha = hashlib.sha256(raw).hexdigest()[:16]
+        st.success(f"Using your {len(user_data)} points with a KDE density (model: none).")
+    except ValueError as err:
+        st.error(f"Could not use the uploaded file: {err}")
+if user_data is not None:
+    source = "kde"
+    if kind == "samples":
+        kind = "data"
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def geodesic_state(spec, source, kind, n, n_bg, graph, k, eps, nq, user_sha, _user_data=None):
+    m = app_ui.get_model(spec)
+    if _user_data is not None:
+        dens = app_compute.make_density(m, "kde", data=_user_data, name=f"upload-{user_sha}")
+    else:
+        dens = app_ui.get_density(spec, source)
+    X, is_bg, labels = app_compute.geodesic_points(m, kind, n, n_bg, seed=0, data=_user_data)
+    params = {"model": spec if _user_data is None else f"upload-{user_sha}", "points": kind, "n": n,
+              "n_background": n_bg, "graph": graph, "k": k, "eps": eps, "n_quad": nq, "density": dens.info}
+    return app_compute.fit_geodesics(m, dens, X, is_bg, labels, graph=graph, k=k, eps=eps, n_quad=nq, params=params)
+
+
+cost = app_compute.graph_fit_cost(model, source, int(n_pts) + int(n_bg), int(k), int(nq))
+if not app_ui.confirm_cost("the geodesic graph", cost, f"geo-{spec}-{source}-{n_pts}-{n_bg}-{k}-{nq}"):
+    st.stop()
+try:
+    with st.status("Fitting the graph: log p at nodes and quadrature points (cached)…", expanded=False) as status:
+        state = geodesic_state(spec, source, kind, int(n_pts), int(n_bg), graph, int(k), eps, int(nq), user_sha,
+                               _user_data=user_data)
+        status.update(label=f"Graph ready: {len(state.est.nodes_)} nodes, {len(state.est.edges_)} edges, "
+                            f"{state.est.n_components_} component(s)", state="complete")
+except ValueError as err:
+    st.error(f"Could not build the graph: {err}")
+    st.stop()
+
+conn = app_compute.connectivity(state)
+if conn["n_components"] > 1:
+    sizes = ", ".join(map(str, conn["sizes"][:5]))
+    st.warning(f"The graph has {conn['n_components']} connected components (largest sizes {sizes}). Distances "
+               f"between them are infinite. Fix: {conn.get('fix')}")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def view_grid(spec, source, kind, n, n_bg, graph, k, eps, nq, user_sha, grid_n):
+    st_ = geodesic_state(spec, source, kind, n, n_bg, graph, k, eps, nq, user_sha)
+    return app_compute.view_density(st_.density, st_.X, grid_n)
+
+
+grid = view_grid(spec, source, kind, int(n_pts), int(n_bg), graph, int(k), eps, int(nq), user_sha, P["view_grid"])
+N = len(state.X)
+ends = st.session_state.get("geo_ends")
+if not ends or len(ends) != 2 or max(ends) >= N:
+    ends = app_compute.default_endpoints(state.X, state.is_bg)
+    st.session_state["geo_ends"] = ends
+
+
+def points_trace(color=None, name="points", colorscale=None, cbar=None):
+    kw = {"color": color if color is not None else np.where(state.is_bg, "#c8c8c8", "#4a6fa5"), "size": 4}
+    if colorscale:
+        kw.update(colorscale=colorscale, showscale=True, colorbar={"title": cbar, "len": 0.6})
+    return go.Scattergl(x=state.X[:, 0], y=state.X[:, 1], mode="markers", marker=kw, name=name,
+                        customdata=np.arange(N), hovertemplate="point %{customdata}<extra></extra>")
+
+
+def base_layout(fig, title, height=480):
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.08}, uirevision="geo")
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+# ---------------------------------------------------------------------------- the λ panel (a fragment)
+@st.fragment
+def lambda_panel():
+    c1, c2, c3 = st.columns([3, 2, 2])
+    with c1:
+        lam = st.select_slider("λ (relative to p_ref, log scale)", app_state.LAM_OPTIONS,
+                               **app_ui.bind("geo_lam", 1.0, lambda v: v in app_state.LAM_OPTIONS))
+        app_ui.store("geo_lam", lam)
+    with c2:
+        p0 = st.select_slider("p0 (relative to p_ref)", app_state.LAM_OPTIONS,
+                              **app_ui.bind("geo_p0", 1.0, lambda v: v in app_state.LAM_OPTIONS))
+        app_ui.store("geo_p0", p0)
+    with c3:
+        click_mode = st.radio("A click on a point sets", ["endpoints", "affinity source"], horizontal=True,
+                              key="geo_click")
+    i, j = st.session_state["geo_ends"]
+    view = app_compute.geodesic_view(state, lam, p0, i, j)
+
+    left, right = st.columns([3, 2])
+    with left:
+        fig = go.Figure()
+        fig.add_trace(go.Heatmap(x=grid["u"], y=grid["v"], z=grid["log_p"], colorscale="Greys", showscale=True,
+                                 reversescale=True, colorbar={"title": "log p", "len": 0.6, "x": 1.02},
+                                 hoverinfo="skip", opacity=0.6, name="log p"))
+        fig.add_trace(points_trace())
+        line = view["straight_points"]
+        fig.add_trace(go.Scatter(x=line[:, 0].tolist(), y=line[:, 1].tolist(), mode="lines", name="straight line",
+                                 line={"color": "#888", "dash": "dash", "width": 2}))
+        if view["ok"]:
+            pp = view["path_points"]
+            fig.add_trace(go.Scatter(x=pp[:, 0].tolist(), y=pp[:, 1].tolist(), mode="lines+markers",
+                                     name=f"geodesic λ={lam:g}", line={"color": "#d62728", "width": 3},
+                                     marker={"size": 5}))
+        ends_xy = state.X[[i, j]]
+        fig.add_trace(go.Scatter(x=ends_xy[:, 0].tolist(), y=ends_xy[:, 1].tolist(), mode="markers+text",
+                                 text=["A", "B"], textposition="top center", name="endpoints",
+                                 marker={"size": 12, "color": "#d62728", "symbol": "star"}))
+        base_layout(fig, "Geodesic vs straight line over log p (click points to change the endpoints)")
+        event = st.plotly_chart(fig, key="geo_plot", on_select="rerun", selection_mode="points",
+                                config={"displayModeBar": False})
+    picked = app_ui.new_selection("geo_plot", event)
+    if picked:
+        idx = app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}}, N)
+        if idx:
+            if click_mode == "endpoints":
+                st.session_state["geo_ends"] = app_state.update_endpoints(st.session_state["geo_ends"], idx[-1])
+            else:
+                st.session_state["geo_source"] = idx[-1]
+            st.rerun(scope="fragment")
+    with right:
+        if not view["ok"]:
+            st.error(f"No geodesic: {view['message']}")
+        else:
+            m1, m2, m3 = st.columns(3)
+            m1.metric("Geodesic length", f"{view['length']:.4g}")
+            m2.metric("Straight line (metric)", f"{view['straight_length']:.4g}")
+            m3.metric("Ratio", f"{view['ratio']:.3f}")
+            st.caption(f"Euclidean ‖A − B‖ = {view['euclidean']:.4g}; graph distance with c ≡ 1 = "
+                       f"{view['graph_c1']:.4g}; λ sits at the {view['lam_quantile']:.0%} quantile of the cached "
+                       f"log p. Path: {len(view['path'])} nodes. Points A = {i}, B = {j}.")
+            prof = go.Figure()
+            for name, pr, color in (("geodesic", view["geodesic_profile"], "#d62728"),
+                                    ("straight line", view["straight_profile"], "#888")):
+                prof.add_trace(go.Scatter(x=pr["arclength"], y=pr["log_p"], name=f"log p, {name}",
+                                          line={"color": color}))
+                prof.add_trace(go.Scatter(x=pr["arclength"], y=pr["c"], name=f"c, {name}", yaxis="y2",
+                                          line={"color": color, "dash": "dot"}))
+            prof.update_layout(height=330, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                               title="Density and metric factor along each path", xaxis_title="arc length",
+                               yaxis_title="log p", yaxis2={"title": "c", "overlaying": "y", "side": "right",
+                                                            "type": "log"},
+                               legend={"orientation": "h", "y": -0.25})
+            st.plotly_chart(prof, key="geo_profile", config={"displayModeBar": False})
+            table = pd.DataFrame({"path_index": view["path"], "x": view["path_points"][:, 0],
+                                  "y": view["path_points"][:, 1], "log_p": view["geodesic_profile"]["log_p"],
+                                  "c": view["geodesic_profile"]["c"]})
+            params = {**state.params, "lam": lam, "p0": p0, "relative": True, "log_p_ref": state.density.log_p_ref,
+                      "endpoints": [i, j], "length": view["length"], "straight_length": view["straight_length"]}
+            app_ui.download_csv("Download path (CSV)", table, params, "geodesic_path.csv", "dl_geo_path")
+
+    # affinity from a point (the paper's Figure 5)
+    src = st.session_state.get("geo_source")
+    src = i if src is None or src >= N else src
+    aff = app_compute.affinity_view(state, lam, p0, src)
+    a1, a2 = st.columns(2)
+    for col, name in ((a1, "geodesic"), (a2, "euclidean")):
+        with col:
+            f = go.Figure(points_trace(aff[name], name, "Viridis", "affinity"))
+            f.add_trace(go.Scatter(x=[state.X[src, 0]], y=[state.X[src, 1]], mode="markers", name="source",
+                                   marker={"size": 12, "color": "red", "symbol": "x"}))
+            base_layout(f, f"{name.capitalize()} affinity exp(−d²/2σ²) from point {src}", 380)
+            st.plotly_chart(f, key=f"geo_aff_{name}", config={"displayModeBar": False})
+    app_ui.download_csv("Download affinities (CSV)",
+                        {"x": state.X[:, 0], "y": state.X[:, 1], "background": state.is_bg,
+                         "d_geodesic": aff["d_geodesic"], "affinity_geodesic": aff["geodesic"],
+                         "d_euclidean": aff["d_euclidean"], "affinity_euclidean": aff["euclidean"]},
+                        {**state.params, "lam": lam, "p0": p0, "source": src}, "affinity.csv", "dl_geo_aff")
+    app_ui.sync_query(["geo_points", "geo_graph", "geo_k", "geo_eps", "geo_nq", "geo_lam", "geo_p0", "geo_ends",
+                       "geo_overlay", "geo_source"])
+
+
+lambda_panel()
+
+# ---------------------------------------------------------------------------- several λ on one plot
+st.subheader("Several λ on one plot")
+default_overlay = ",".join(f"{v:g}" for v in st.session_state.get("geo_overlay", [0.01, 0.1, 1.0, 10.0]))
+text = st.text_input("λ values (relative, comma-separated)", default_overlay, key="geo_overlay_text")
+try:
+    lams = app_state.parse_floats(text)[:8]
+    st.session_state["geo_overlay"] = lams
+except ValueError as err:
+    st.error(str(err))
+    lams = []
+if lams:
+    i, j = st.session_state["geo_ends"]
+    paths = app_compute.overlay_paths(state, lams, st.session_state.get("geo_p0", 1.0), i, j)
+    fig = go.Figure(go.Heatmap(x=grid["u"], y=grid["v"], z=grid["log_p"], colorscale="Greys", reversescale=True,
+                               showscale=False, opacity=0.5, hoverinfo="skip"))
+    for p in paths:
+        if p["points"] is not None:
+            fig.add_trace(go.Scatter(x=p["points"][:, 0], y=p["points"][:, 1], mode="lines",
+                                     name=f"λ = {p['lam']:g} (L = {p['length']:.3g})", line={"width": 3}))
+    base_layout(fig, "Geodesics from A to B at several λ", 440)
+    st.plotly_chart(fig, key="geo_overlay_plot", config={"displayModeBar": False})
+    if any(p["points"] is None for p in paths):
+        st.warning("A and B are not connected in the graph; " + str(conn.get("fix", "")))
+
+with st.expander("Graph connectivity and downloads"):
+    st.json(conn)
+    app_ui.download_npz("Download graph (NPZ: points, edges, log p at nodes and quadrature points)",
+                        {"X": state.X, "is_background": state.is_bg, "edges": state.est.edges_,
+                         "log_p_nodes": state.est.log_p_nodes_, "log_p_quad": state.est.log_p_quad_,
+                         "view_u": grid["u"], "view_v": grid["v"], "view_log_p": grid["log_p"]},
+                        {**state.params, "log_p_ref": state.density.log_p_ref}, "geodesic_graph.npz", "dl_geo_graph")

@@ -1,0 +1,254 @@
+"""Page: local geometry of the generator (Humayun et al., ICLR 2025): ψ, ν, ν_eff, δ over a latent plane."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import app_ui
+from explorer import app_compute, app_state
+
+P = app_state.profile()
+spec = app_ui.sidebar()
+model = app_ui.get_model(spec)
+T = model.num_train_timesteps
+NAMES = {"psi": "ψ (local scaling)", "nu": "ν (thresholded rank)", "nu_eff": "ν_eff (effective rank)",
+         "delta": "δ (local complexity)"}
+
+st.title("Local geometry")
+st.caption("Descriptors of the generator G at each latent (DESIGN.md §2): ψ = Σ log σᵢ of the Jacobian, the "
+           "thresholded rank ν = #{σᵢ > 10⁻³σ₁} and the effective rank ν_eff = exp(entropy of σ/Σσ), and δ = the "
+           "number of neurons whose sign changes over a small cross-polytope around the latent.")
+
+# ---------------------------------------------------------------------------- map and steps
+maps = ["sampler", "from_t", "denoiser"]
+c1, c2, c3 = st.columns(3)
+with c1:
+    map_name = st.selectbox("Map G", maps, **app_ui.bind("lg_map", "sampler", lambda v: v in maps),
+                            help="sampler: x_T → x_0 (DDIM, η = 0); from_t: x_t → x_0 from step t; "
+                                 "denoiser: x_t → x̂_0 in one step")
+    app_ui.store("lg_map", map_name)
+with c2:
+    t = st.number_input(f"t (timestep in [0, {T}))", 0, T - 1, **app_ui.bind("lg_t", int(0.17 * T)),
+                        disabled=map_name == "sampler", help="the paper finds on-/off-manifold best separated "
+                                                              "near t ≈ 0.17·T")
+    app_ui.store("lg_t", int(t))
+with c3:
+    steps = st.number_input("DDIM steps S", 1, 1000, **app_ui.bind("lg_steps", P["steps"]))
+    app_ui.store("lg_steps", int(steps))
+t_arg = None if map_name == "sampler" else int(t)
+
+# ---------------------------------------------------------------------------- latents
+st.subheader("Latents and the plane")
+pool, _ = app_compute.pool(model, P["n_pool"], int(steps))
+seeds = [int(s) for s in st.session_state.get("lg_seeds", [])][:3]
+lc1, lc2, lc3 = st.columns([2, 2, 3])
+with lc3:
+    text = st.text_input("Anchor seeds (up to three; three define the plane)", ", ".join(map(str, seeds)),
+                         key=f"lg_seed_text_{','.join(map(str, seeds))}",
+                         help="each seed's latent is model.latent_of_seed(seed); with fewer than three, the "
+                              "plane is the whole 2-D latent plane")
+    try:
+        typed = app_state.parse_ints(text)[:3]
+        if typed != seeds:
+            seeds = typed
+            app_ui.set_state("lg_seeds", seeds)
+    except ValueError as err:
+        st.error(str(err))
+    b1, b2 = st.columns(2)
+    if b1.button("Draw three random seeds", key="lg_random"):
+        rng = np.random.default_rng()
+        seeds = [int(s) for s in rng.choice(P["n_pool"], 3, replace=False)]
+        app_ui.set_state("lg_seeds", seeds)
+        st.rerun()
+    if b2.button("Clear seeds", key="lg_clear"):
+        app_ui.set_state("lg_seeds", [])
+        st.rerun()
+    extent = st.number_input("Extent (half-width, latent units)", 0.01, 100.0, step=0.5,
+                             **app_ui.bind("lg_extent", 3.0))
+    app_ui.store("lg_extent", float(extent))
+    res = st.number_input("Resolution n (n × n cells)", 2, 512, **app_ui.bind("lg_res", P["plane_n"]))
+    app_ui.store("lg_res", int(res))
+    st.session_state["lg_seeds"] = seeds
+
+chosen = np.isin(pool["seeds"], seeds)
+for col, arr, title, ck in ((lc1, pool["latents"], "Latents z (click to pick anchors)", "lg_pool_z"),
+                            (lc2, pool["samples"], "Their samples G(z)", "lg_pool_x")):
+    with col:
+        f = go.Figure(go.Scattergl(x=arr[:, 0], y=arr[:, 1], mode="markers", customdata=pool["seeds"],
+                                   marker={"size": np.where(chosen, 12, 6), "color": np.where(chosen, "#d62728",
+                                                                                               "#4a6fa5")},
+                                   hovertemplate="seed %{customdata}<extra></extra>"))
+        f.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        f.update_yaxes(scaleanchor="x", scaleratio=1)
+        ev = st.plotly_chart(f, key=ck, on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+        picked = app_ui.new_selection(ck, ev)
+        if picked:
+            for s in app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
+                                                      P["n_pool"]):
+                seeds = app_state.add_anchor(seeds, s)
+            app_ui.set_state("lg_seeds", seeds)
+            st.rerun()
+
+# ---------------------------------------------------------------------------- descriptor maps
+n = int(res)
+cost = app_compute.descriptor_plane_cost(map_name, int(steps), t_arg, n)
+key = f"lg-{spec}-{map_name}-{steps}-{t_arg}-{seeds}-{n}-{extent}"
+if app_ui.confirm_cost(f"the {n}×{n} descriptor maps", cost, key):
+    bar = app_ui.Progress(f"ψ, ν, δ over {n}×{n} latents of the {map_name} map")
+    try:
+        arrays, record = app_compute.descriptor_plane(model, map_name, int(steps), t_arg, seeds, n, float(extent),
+                                                      progress=bar)
+    except ValueError as err:
+        bar.done()
+        st.error(f"Could not compute the maps: {err}")
+        st.stop()
+    bar.done()
+    origin = "From the disk cache" if record["hit"] else f"Computed in {record['seconds']:.1f} s"
+    st.caption(f"{origin}; δ radius {float(arrays['radius']):.3g} (a quarter of the cell spacing).")
+    st.info("Each cell is far larger than the linear regions of a trained sampler (latent displacements of 10⁻³ "
+            "already flip neurons): a cell is a sample of the descriptors at its centre, not one linear region.",
+            icon="ℹ️")
+    cells = None
+    hcols = st.columns(4)
+    size = max(3, int(300 / n))
+    for col, name in zip(hcols, ("psi", "nu", "nu_eff", "delta"), strict=True):
+        g = app_state.grid_cells(arrays["u"], arrays["v"], arrays[name])
+        with col:
+            f = go.Figure(go.Scattergl(x=g["x"], y=g["y"], mode="markers", customdata=g["customdata"],
+                                       marker={"symbol": "square", "size": size, "color": g["value"],
+                                               "colorscale": "Viridis", "showscale": True,
+                                               "colorbar": {"len": 0.7, "thickness": 10}},
+                                       hovertemplate="u=%{x:.3f}, v=%{y:.3f}<br>" + name +
+                                                     "=%{marker.color:.4g}<extra></extra>"))
+            if len(arrays["anchor_coords"]):
+                ac = arrays["anchor_coords"]
+                f.add_trace(go.Scatter(x=ac[:, 0], y=ac[:, 1], mode="markers+text", text=[str(s) for s in seeds],
+                                       marker={"color": "red", "size": 9, "symbol": "x"}, name="anchors"))
+            cell = st.session_state.get("lg_cell")
+            if cell and len(cell) == 2 and max(cell) < n:
+                f.add_trace(go.Scatter(x=[arrays["u"][cell[1]]], y=[arrays["v"][cell[0]]], mode="markers",
+                                       marker={"color": "red", "size": 12, "symbol": "circle-open"},
+                                       name="selected", hoverinfo="skip"))
+            f.update_layout(title=NAMES[name], height=330, showlegend=False,
+                            margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="u", yaxis_title="v")
+            f.update_yaxes(scaleanchor="x", scaleratio=1)
+            ev = st.plotly_chart(f, key=f"lg_map_{name}", on_select="rerun", selection_mode="points",
+                                 config={"displayModeBar": False})
+            picked = app_ui.new_selection(f"lg_map_{name}", ev)
+            if picked:
+                cells = app_state.cell_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
+                                                      n)
+    if cells is not None:
+        st.session_state["lg_cell"] = list(cells)
+        st.rerun()
+    mparams = {"model": spec, "weights_hash": model.weights_hash, **record["params"]}
+    app_ui.download_npz("Download maps (NPZ)", {k: arrays[k] for k in arrays}, mparams, "descriptor_maps.npz",
+                        "dl_lg_maps")
+else:
+    arrays = None
+
+# ---------------------------------------------------------------------------- samples and the clicked cell
+st.subheader("Generated samples over the training data")
+cell = st.session_state.get("lg_cell")
+detail = None
+if arrays is not None and cell and len(cell) == 2 and max(cell) < n:
+    detail = app_compute.cell_details(model, map_name, int(steps), t_arg, arrays, cell[0], cell[1])
+
+radius = app_compute.default_radius(n, float(extent))
+bar = app_ui.Progress(f"descriptors of {P['n_samples']} samples")
+samp, srec = app_compute.sample_descriptors(model, map_name, int(steps), t_arg, P["n_samples"], radius, progress=bar)
+bar.done()
+d1, d2 = st.columns([3, 2])
+with d1:
+    color = st.selectbox("Colour samples by", list(NAMES), format_func=NAMES.get,
+                         **app_ui.bind("lg_color", "psi", lambda v: v in NAMES))
+    app_ui.store("lg_color", color)
+    data = model.training_data().reshape(-1, 2)
+    data = data[np.random.default_rng(0).choice(len(data), min(len(data), 2000), replace=False)]
+    f = go.Figure(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", name="training data",
+                               marker={"size": 3, "color": "#cccccc"}, hoverinfo="skip"))
+    xs = samp["samples"].reshape(len(samp["samples"]), -1)
+    f.add_trace(go.Scattergl(x=xs[:, 0], y=xs[:, 1], mode="markers", name=f"samples ({NAMES[color]})",
+                             customdata=samp["seeds"], marker={"size": 7, "color": samp[color], "colorscale": "Plasma",
+                                                                "showscale": True, "colorbar": {"title": color}},
+                             hovertemplate="seed %{customdata}: " + color + "=%{marker.color:.4g}<extra></extra>"))
+    if detail is not None:
+        x = detail["sample"]
+        f.add_trace(go.Scatter(x=[x[0]], y=[x[1]], mode="markers", name="selected cell's sample",
+                               marker={"size": 16, "color": "red", "symbol": "star"}))
+    f.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
+    f.update_yaxes(scaleanchor="x", scaleratio=1)
+    st.plotly_chart(f, key="lg_samples", config={"displayModeBar": False})
+with d2:
+    if detail is None:
+        st.info("Click a cell of a heatmap to see its latent, its sample (starred on the data plot), its "
+                "descriptors and its singular-value spectrum.")
+    else:
+        st.markdown(f"**Cell** (row {detail['i']}, column {detail['j']}): u = {detail['u']:.4g}, "
+                    f"v = {detail['v']:.4g}")
+        st.markdown(f"latent z = `{np.array2string(detail['latent'], precision=4)}` → "
+                    f"G(z) = `{np.array2string(detail['sample'], precision=4)}`")
+        st.dataframe(pd.DataFrame([detail["values"]]), hide_index=True)
+        sv = go.Figure(go.Bar(x=[f"σ{k + 1}" for k in range(len(detail["singular_values"]))],
+                              y=detail["singular_values"]))
+        sv.update_layout(title="Singular values of J", height=240, yaxis_type="log",
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        st.plotly_chart(sv, key="lg_sv", config={"displayModeBar": False})
+    pear, spear = app_compute.descriptor_correlations(samp)
+    st.markdown(f"**Correlations over {P['n_samples']} samples** (Pearson; are the descriptors redundant?)")
+    st.dataframe(pear.round(3))
+    with st.expander("Spearman"):
+        st.dataframe(spear.round(3))
+    sparams = {"model": spec, "weights_hash": model.weights_hash, **srec["params"]}
+    app_ui.download_csv("Download sample descriptors (CSV)",
+                        {"seed": samp["seeds"], "x": xs[:, 0], "y": xs[:, 1],
+                         **{k: samp[k] for k in ("psi", "nu", "nu_eff", "delta")}}, sparams,
+                        "sample_descriptors.csv", "dl_lg_samples")
+    app_ui.download_csv("Download correlations (CSV)", pear.reset_index(names="descriptor"), sparams,
+                        "descriptor_correlations.csv", "dl_lg_corr")
+
+# ---------------------------------------------------------------------------- on- vs off-manifold
+st.subheader("On- vs off-manifold")
+st.caption("Inputs on a grid over a box around the data, fed as x_t to the from_t or denoiser map at step t; an "
+           "input is on-manifold within r_on (0.05 × the data's scale) of a training point.")
+if not app_compute.on_off_available():
+    st.info("Coming soon: the on-/off-manifold analysis (explorer.analysis.onmanifold) is not in this build yet.")
+else:
+    o1, o2, o3, o4 = st.columns(4)
+    omap = o1.selectbox("Map", ["from_t", "denoiser"], key="lg_on_map")
+    ot = o2.number_input("t", 0, T - 1, int(0.17 * T), key="lg_on_t")
+    r_factor = o3.number_input("r_on (× data scale)", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="lg_on_r")
+    run = o4.button("Run the analysis", key="lg_on_run") or st.session_state.get("_lg_on_done") == (omap, ot, r_factor)
+    if run:
+        st.session_state["_lg_on_done"] = (omap, ot, r_factor)
+        with st.status(f"Descriptors of a {P['onoff_grid']}² input grid and an AUROC sweep over t…") as status:
+            res_on = app_compute.on_off(model, omap, int(ot), int(steps), P["onoff_grid"], float(r_factor))
+            sweep = app_compute.on_off_sweep(model, omap, int(steps), P["onoff_grid"], float(r_factor), P["auroc_ts"])
+            status.update(label="On-/off-manifold analysis ready", state="complete")
+        table, counts = res_on
+        st.caption(f"Counts: {counts}")
+        hc = st.columns(4)
+        label_col = "on_manifold" if "on_manifold" in table else table.columns[-1]
+        for col, name in zip(hc, [c for c in ("psi", "nu", "nu_eff", "delta") if c in table], strict=False):
+            with col:
+                f = go.Figure()
+                for lab, nm in ((True, "on"), (False, "off")):
+                    vals = table.loc[table[label_col].astype(bool) == lab, name]
+                    f.add_trace(go.Histogram(x=vals, name=f"{nm} ({len(vals)})", opacity=0.6))
+                f.update_layout(barmode="overlay", title=NAMES.get(name, name), height=280,
+                                margin={"l": 10, "r": 10, "t": 40, "b": 10})
+                st.plotly_chart(f, key=f"lg_on_hist_{name}", config={"displayModeBar": False})
+        f = go.Figure()
+        for name in [c for c in sweep.columns if c != "t"]:
+            f.add_trace(go.Scatter(x=sweep["t"], y=sweep[name], mode="lines+markers", name=name))
+        f.add_vline(x=0.17 * T, line_dash="dot", annotation_text="0.17·T")
+        f.update_layout(title="AUROC of each descriptor at separating on from off, over t", height=320,
+                        xaxis_title="t", yaxis_title="AUROC")
+        st.plotly_chart(f, key="lg_on_auroc", config={"displayModeBar": False})
+        oparams = {"model": spec, "weights_hash": model.weights_hash, "map": omap, "t": int(ot), "steps": int(steps),
+                   "grid_n": P["onoff_grid"], "r_on_factor": float(r_factor)}
+        app_ui.download_csv("Download on/off table (CSV)", table, oparams, "on_off_manifold.csv", "dl_lg_on")
+        app_ui.download_csv("Download AUROC sweep (CSV)", sweep, oparams, "auroc_sweep.csv", "dl_lg_auroc")
+
+app_ui.sync_query(["lg_map", "lg_t", "lg_steps", "lg_seeds", "lg_extent", "lg_res", "lg_color", "lg_cell"])

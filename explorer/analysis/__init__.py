@@ -1,0 +1,1 @@
+"""Analyses that combine descriptors with data: on- vs off-manifold separation."""

@@ -1,0 +1,79 @@
+"""Shared by the geodesics and cluster commands: a model's training points and the density to use on them."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+REF_POINTS = 1000  # training points for the median log p when a model has no stored log_p_ref
+
+
+@dataclass
+class PointsAndDensity:
+    """Training points (a seeded subset), their labels, a log density, and the reference log p_ref."""
+
+    X: np.ndarray
+    labels: np.ndarray | None
+    log_density: object
+    log_p_ref: float
+    info: dict = field(default_factory=dict)
+
+
+def add_density_arguments(p) -> None:
+    p.add_argument("--model", default="toy2d/ring", help="built-in model (default toy2d/ring)")
+    p.add_argument("--n", type=int, default=2000, help="training points to use, a seeded subset (default 2000)")
+    p.add_argument("--density", choices=["model", "kde"], default="model",
+                   help="log p from the model's likelihood (log_prob, method 'discrete') or a Gaussian KDE of "
+                        "the training data (default model)")
+    p.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth (default: Scott's rule)")
+    p.add_argument("--lam", type=float, default=1.0, help="λ > 0 (default 1.0)")
+    p.add_argument("--p0", type=float, default=1.0, help="p0 > 0 (default 1.0)")
+    p.add_argument("--relative", action="store_true", help="λ and p0 in units of p_ref (median training density)")
+    p.add_argument("--k", type=int, default=10, help="neighbours of the symmetric k-NN graph (default 10)")
+    p.add_argument("--n-quad", type=int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subset and background points (default 0)")
+
+
+def load_points_and_density(args) -> PointsAndDensity:
+    """Points, labels and density for ``args`` (see ``add_density_arguments``), with provenance in ``info``."""
+    from explorer.density import KernelDensity
+    from explorer.models import load_model
+
+    if args.n < 2:
+        raise ValueError(f"--n must be at least 2; got {args.n}")
+    model = load_model(args.model)
+    data = np.asarray(model.training_data(), dtype=np.float64).reshape(len(model.training_data()), -1)
+    labels = model.training_labels()
+    idx = np.arange(len(data))
+    if args.n < len(data):
+        idx = np.sort(np.random.default_rng(args.seed).choice(len(data), size=args.n, replace=False))
+    X = data[idx]
+    labels = None if labels is None else np.asarray(labels)[idx]
+    info = {"model": args.model, "n_training": len(data), "density": args.density}
+    if args.density == "kde":
+        kde = KernelDensity(data, bandwidth=args.bandwidth)
+        log_density = kde
+        info["bandwidth"] = kde.bandwidth
+        log_p_ref = float(np.median(kde(data)))
+        info["log_p_ref_source"] = "median KDE log density of the training data"
+    else:
+        if not hasattr(model, "log_prob"):
+            raise ValueError(f"model {args.model!r} has no log_prob yet; use --density kde")
+
+        def log_density(P):
+            return model.log_prob(P, method="discrete")
+
+        if getattr(model, "log_p_ref", None) is not None:
+            log_p_ref = float(model.log_p_ref)
+            info["log_p_ref_source"] = "model.log_p_ref"
+        else:
+            sub = data[np.random.default_rng(0).choice(len(data), size=min(len(data), REF_POINTS), replace=False)]
+            log_p_ref = float(np.median(log_density(sub)))
+            info["log_p_ref_source"] = (f"median model log density of {len(sub)} training points "
+                                        "(the model has no stored log_p_ref)")
+            print(f"note: model has no stored log_p_ref; using {info['log_p_ref_source']}: {log_p_ref:.4g}",
+                  file=sys.stderr)
+    info["log_p_ref"] = log_p_ref
+    return PointsAndDensity(X, labels, log_density, log_p_ref, info)

@@ -1,0 +1,232 @@
+"""Likelihoods of a diffusion model in data space, two ways (DESIGN.md §3).
+
+``discrete``: the exact density of the deterministic S-step DDIM sampler G. Each step
+x_s = c1 x_t + c2 ε_θ(x_t, t) is inverted by Newton's method (residual checked), then
+
+    log p(x) = log N(z; 0, I) − Σ_steps log|det J_step|,   J_step = c1 I + c2 ∂ε_θ/∂x_t,
+
+so at x = G(z), Σ_steps log|det J_step| = ψ(z), paper 1's local scaling (d = D).
+
+``ode``: the probability-flow ODE in DDIM's variables x̄ = x/sqrt(ᾱ), σ = sqrt((1 − ᾱ)/ᾱ):
+dx̄/dσ = ε_θ(sqrt(ᾱ) x̄, t(σ)), with d log p/dσ = −tr ∂(dx̄/dσ)/∂x̄ (instantaneous change of
+variables), integrated from the data (σ = 0) to σ_T by a fixed number of RK4 steps. The divergence is
+exact for small D and Hutchinson's estimate otherwise, with probes fixed per point.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+
+import numpy as np
+import torch
+from torch.func import jacfwd, jvp, vmap
+
+from explorer.descriptors.jacobian import value_and_jacobian
+from explorer.models.ddim import step_chain
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _as_batch(model, x, dtype) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(dtype)
+    D = int(np.prod(model.sample_shape))
+    if x.ndim == 1 and x.shape[0] == D:
+        x = x[None]
+    if x.ndim < 2 or int(np.prod(x.shape[1:])) != D:
+        raise ValueError(f"x must be (M, {D}) or (M, {', '.join(map(str, model.sample_shape))}), "
+                         f"got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x holds non-finite values (NaN or inf)")
+    return x.reshape(len(x), -1)
+
+
+def step_coefficients(alphas_cumprod: torch.Tensor, t: int, s: int) -> tuple[float, float]:
+    """(c1, c2) with x_s = c1 x_t + c2 ε: c1 = sqrt(ᾱ_s/ᾱ_t), c2 = sqrt(1−ᾱ_s) − sqrt(ᾱ_s(1−ᾱ_t)/ᾱ_t)."""
+    a = alphas_cumprod.double()
+    a_t, a_s = float(a[t]), 1.0 if s < 0 else float(a[s])
+    return math.sqrt(a_s / a_t), math.sqrt(1 - a_s) - math.sqrt(a_s * (1 - a_t) / a_t)
+
+
+def log_normal(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) per row of a (M, D) tensor."""
+    return -0.5 * (z.double() ** 2).sum(1) - 0.5 * z.shape[1] * LOG_2PI
+
+
+class DDIMStepInverse:
+    """Inverts x_s = c1 x_t + c2 ε_θ(x_t, t) by Newton's method with backtracking; also log|det J_step|."""
+
+    def __init__(self, model, t: int, s: int, tol: float, max_iter: int = 30):
+        self.model, self.t, self.tol, self.max_iter = model, int(t), tol, max_iter
+        self.c1, self.c2 = step_coefficients(model.alphas_cumprod, t, s)
+
+    def F_and_J(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        F, J = value_and_jacobian(self.forward_step, x)
+        return J, F
+
+    def eps(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.denoiser(x.reshape(len(x), *self.model.sample_shape), self.t).reshape(len(x), -1)
+
+    def forward_step(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c1 * x + self.c2 * self.eps(x)
+
+    def __call__(self, x_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_t, log|det J_step(x_t)|, residual ‖F(x_t) − x_s‖_∞) for a batch (M, D)."""
+        x = (x_s - self.c2 * self.eps(x_s)) / self.c1  # ε varies little over one step: a close start
+        scale = 1.0 + x_s.abs().amax(1)
+        for _ in range(self.max_iter):
+            J, Fx = self.F_and_J(x)
+            r = Fx - x_s
+            res = r.abs().amax(1)
+            todo = res > self.tol * scale
+            if not todo.any():
+                break
+            delta = torch.linalg.solve(J[todo], r[todo])
+            x_new, res_old = x[todo], res[todo]
+            step = torch.ones(len(delta), 1, dtype=x.dtype)
+            for _ in range(8):  # backtracking: accept a step once it lowers the residual
+                cand = x_new - step * delta
+                res_c = (self.forward_step(cand) - x_s[todo]).abs().amax(1)
+                bad = res_c >= res_old
+                if not bad.any():
+                    break
+                step[bad] *= 0.5
+            x = x.clone()
+            x[todo] = x_new - step * delta
+        J, Fx = self.F_and_J(x)
+        res = (Fx - x_s).abs().amax(1)
+        logdet = torch.linalg.slogdet(J.double())[1]
+        return x, logdet, res
+
+
+def discrete_log_prob(model, x, steps: int | None = None, dtype: torch.dtype = torch.float32,
+                      batch_size: int = 4096, tol: float | None = None, return_details: bool = False):
+    """log p(x) of the S-step DDIM sampler's output distribution, exactly (float64 out).
+
+    Points whose inversion does not converge (residual above ``tol``) get NaN and a warning.
+    With ``return_details``: (log p, z, Σ log|det J_step|, max residual per point).
+    """
+    steps = model.default_steps if steps is None else int(steps)
+    X = _as_batch(model, x, dtype)
+    tol = tol if tol is not None else (1e-5 if dtype == torch.float32 else 1e-11)
+    chain = step_chain(model.scheduler, steps)
+    den_dtype = next(model.denoiser.parameters()).dtype
+    model.denoiser.to(dtype)
+    try:
+        inverses = [DDIMStepInverse(model, t, s, tol) for t, s in chain]
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                xs = X[start:start + batch_size]
+                total = torch.zeros(len(xs), dtype=torch.float64)
+                worst = torch.zeros(len(xs), dtype=torch.float64)
+                for inv in reversed(inverses):  # x_0 → x_T, undoing the last step first
+                    xs, logdet, res = inv(xs)
+                    total += logdet
+                    worst = torch.maximum(worst, res.double() / (1 + xs.abs().amax(1).double()))
+                outs.append((log_normal(xs) - total, xs, total, worst))
+    finally:
+        model.denoiser.to(den_dtype)
+    logp, z, psi, worst = (torch.cat(o) for o in zip(*outs, strict=True))
+    failed = worst > 10 * tol
+    if failed.any():
+        warnings.warn(f"DDIM inversion did not converge for {int(failed.sum())} of {len(X)} points "
+                      f"(residual above {10 * tol:g}); their log p is NaN", RuntimeWarning, stacklevel=2)
+        logp = torch.where(failed, torch.full_like(logp, float("nan")), logp)
+    logp = logp.numpy()
+    if return_details:
+        return logp, z.reshape(len(z), *model.sample_shape), psi.numpy(), worst.numpy()
+    return logp
+
+
+class SigmaSchedule:
+    """σ = sqrt((1 − ᾱ)/ᾱ), i.e. ᾱ = 1/(1 + σ²), and the timestep t(σ): log ᾱ is interpolated
+    linearly between integer timesteps, with ᾱ = 1 (σ = 0) at t = −1, where DDIM's last step ends."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor):
+        self.log_a = torch.cat([torch.zeros(1, dtype=torch.float64), alphas_cumprod.double().log()])
+        self.t_grid = torch.arange(-1, len(alphas_cumprod), dtype=torch.float64)
+
+    def sigma_at(self, t: torch.Tensor) -> torch.Tensor:
+        la = np.interp(t.numpy(), self.t_grid.numpy(), self.log_a.numpy())
+        return torch.from_numpy(np.sqrt(np.expm1(-la)))
+
+    def t_at(self, sigma: float) -> float:
+        la = -math.log1p(sigma * sigma)
+        return float(np.interp(-la, -self.log_a.numpy(), self.t_grid.numpy()))
+
+
+def _point_probes(x: np.ndarray, n_probes: int, seed: int) -> torch.Tensor:
+    """Rademacher probes (M, K, D) fixed per point: seeded by the point's own bytes, not its batch."""
+    out = np.empty((len(x), n_probes, x.shape[1]))
+    for i, row in enumerate(np.ascontiguousarray(x, dtype=np.float64)):
+        rng = np.random.default_rng([seed, zlib.crc32(row.tobytes())])
+        out[i] = rng.choice([-1.0, 1.0], size=(n_probes, x.shape[1]))
+    return torch.from_numpy(out)
+
+
+def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float32, batch_size: int = 4096,
+                 exact_max_dim: int = 8, n_probes: int = 4, seed: int = 0, return_std: bool = False):
+    """log p(x) by the probability-flow ODE dx̄/dσ = ε_θ(x̄/sqrt(1+σ²), t(σ)), RK4 from σ = 0 (the
+    data) to σ_T, over the σ values of ``n_steps + 1`` uniform timesteps in [−1, T−1]:
+
+        log p(x) = log N(x_T; 0, I) + (D/2) log ᾱ_T + ∫ tr(∂v/∂x̄) dσ,   x_T = sqrt(ᾱ_T) x̄(σ_T).
+
+    DDIM's step is this ODE's Euler step, so the ``discrete`` density tends to this one as S grows.
+    Divergence exact (Jacobian trace) when D ≤ ``exact_max_dim``, else Hutchinson's estimate with
+    ``n_probes`` Rademacher probes fixed per point; ``return_std`` also gives its standard deviation.
+    """
+    X = _as_batch(model, x, dtype)
+    D = X.shape[1]
+    shape = model.sample_shape
+    sched = SigmaSchedule(model.alphas_cumprod)
+    sigmas = sched.sigma_at(torch.linspace(-1.0, model.num_train_timesteps - 1, n_steps + 1, dtype=torch.float64))
+    a_T = 1.0 / (1.0 + float(sigmas[-1]) ** 2)
+    exact = D <= exact_max_dim
+    den_dtype = next(model.denoiser.parameters()).dtype
+    model.denoiser.to(dtype)
+
+    def velocity(xbar, sigma):
+        t = sched.t_at(sigma)
+        x = xbar / math.sqrt(1.0 + sigma * sigma)
+        tt = torch.full((len(xbar),), t, dtype=torch.float64)
+        return model.denoiser(x.reshape(len(xbar), *shape), tt).reshape(len(xbar), -1)
+
+    def vel_and_div(xbar, sigma, probes):
+        if exact:
+            J = vmap(jacfwd(lambda xi: velocity(xi[None], sigma)[0]))(xbar)
+            return velocity(xbar, sigma), torch.diagonal(J, dim1=1, dim2=2).sum(1).double(), 0.0
+        ests, v = [], None
+        for k in range(probes.shape[1]):
+            e = probes[:, k].to(xbar.dtype)
+            v, jv = jvp(lambda xx: velocity(xx, sigma), (xbar,), (e,))
+            ests.append((e * jv).sum(1).double())
+        ests = torch.stack(ests, 1)
+        return v, ests.mean(1), ests.var(1) / probes.shape[1]
+
+    outs = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                xb = X[start:start + batch_size].clone()
+                probes = None if exact else _point_probes(xb.double().numpy(), n_probes, seed)
+                div_int = torch.zeros(len(xb), dtype=torch.float64)
+                var_int = torch.zeros(len(xb), dtype=torch.float64)
+                for i in range(n_steps):
+                    s0, s1 = float(sigmas[i]), float(sigmas[i + 1])
+                    h, sm = s1 - s0, (s0 + s1) / 2
+                    k1, d1, v1 = vel_and_div(xb, s0, probes)
+                    k2, d2, v2 = vel_and_div(xb + h / 2 * k1, sm, probes)
+                    k3, d3, v3 = vel_and_div(xb + h / 2 * k2, sm, probes)
+                    k4, d4, v4 = vel_and_div(xb + h * k3, s1, probes)
+                    xb = xb + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+                    div_int += h / 6 * (d1 + 2 * d2 + 2 * d3 + d4)
+                    var_int += (h / 6) ** 2 * (v1 + 4 * v2 + 4 * v3 + v4)
+                x_T = xb.double() * math.sqrt(a_T)
+                outs.append((log_normal(x_T) + 0.5 * D * math.log(a_T) + div_int, var_int.sqrt()))
+    finally:
+        model.denoiser.to(den_dtype)
+    logp = torch.cat([o[0] for o in outs]).numpy()
+    std = torch.cat([o[1] for o in outs]).numpy()
+    return (logp, std) if return_std else logp

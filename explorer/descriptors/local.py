@@ -1,0 +1,60 @@
+"""Local scaling ψ and local rank ν, ν_eff from the singular values of J = ∂G/∂z (Humayun et al. 2025)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from explorer.descriptors.directions import check_latents, resolve_directions
+from explorer.descriptors.jacobian import jacobian_sketch
+
+
+@dataclass
+class LocalDescriptors:
+    """One row per latent. ``singular_values`` (N, min(D, P)) sorted σ_1 ≥ σ_2 ≥ …, float64."""
+
+    psi: np.ndarray
+    n_psi: np.ndarray
+    nu: np.ndarray
+    nu_eff: np.ndarray
+    singular_values: np.ndarray
+    n_directions: int
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"psi": self.psi, "n_psi": self.n_psi, "nu": self.nu, "nu_eff": self.nu_eff,
+                "singular_values": self.singular_values}
+
+
+def descriptors_from_singular_values(s: np.ndarray, rank_tol: float = 1e-3, psi_floor: float = 1e-8,
+                                     n_directions: int | None = None) -> LocalDescriptors:
+    """ψ = Σ log σ_i over σ_i > psi_floor·σ_1; ν = #{σ_i > rank_tol·σ_1}; ν_eff = exp(H(σ/Σσ))."""
+    s = np.asarray(s, dtype=np.float64)
+    top = s[:, :1]
+    kept = s > psi_floor * top
+    psi = np.where(kept, np.log(np.where(kept, s, 1.0)), 0.0).sum(1)
+    psi = np.where(kept.any(1), psi, -np.inf)
+    nu = (s > rank_tol * top).sum(1)
+    total = s.sum(1, keepdims=True)
+    p = np.divide(s, total, out=np.zeros_like(s), where=total > 0)
+    entropy = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(1)
+    nu_eff = np.where(total[:, 0] > 0, np.exp(entropy), 0.0)
+    return LocalDescriptors(psi, kept.sum(1), nu, nu_eff, s, int(n_directions or s.shape[1]))
+
+
+def local_descriptors(G, z, directions=None, n_directions: int | None = None, seed: int = 0,
+                      rank_tol: float = 1e-3, psi_floor: float = 1e-8, chunk_size: int | None = None,
+                      progress=None) -> LocalDescriptors:
+    """ψ, ν, ν_eff of G at each latent of the batch z (B, *latent_shape).
+
+    J = ∂G/∂z (D × d), or the sketch J·Bᵀ when ``directions`` B (P, d) with orthonormal rows is
+    given (``n_directions=P`` draws one from ``seed``). Singular values in float64.
+    """
+    z = check_latents(z)
+    d = int(np.prod(z.shape[1:]))
+    B = resolve_directions(d, directions, n_directions, seed)
+    with torch.no_grad():
+        J = jacobian_sketch(G, z, B, chunk_size=chunk_size, progress=progress)
+    s = torch.linalg.svdvals(J.double()).numpy()
+    return descriptors_from_singular_values(s, rank_tol, psi_floor, B.shape[0])

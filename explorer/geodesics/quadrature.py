@@ -1,0 +1,45 @@
+"""Quadrature rules on [0, 1] for the metric length of a straight segment.
+
+L(x_i → x_j) = ‖x_j − x_i‖ ∫_0^1 c(x_i + t (x_j − x_i)) dt ≈ ‖x_j − x_i‖ Σ_q ω_q c(x_i + t_q (x_j − x_i)).
+Gauss–Legendre with n nodes is exact for polynomials of degree 2n − 1; the trapezoid rule's error falls
+as m^-2 (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+@lru_cache(maxsize=64)
+def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    t, w = np.polynomial.legendre.leggauss(n)
+    t, w = 0.5 * (t + 1.0), 0.5 * w
+    t.flags.writeable = False
+    w.flags.writeable = False
+    return t, w
+
+
+def gauss_legendre_01(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes t_q ∈ (0, 1) and weights ω_q (summing to 1) of the n-point Gauss–Legendre rule on [0, 1]."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n (quadrature nodes) must be at least 1; got {n}")
+    return _gauss_legendre(n)
+
+
+def trapezoid_01(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the composite trapezoid rule with ``m`` intervals (m + 1 nodes) on [0, 1]."""
+    m = int(m)
+    if m < 1:
+        raise ValueError(f"m (trapezoid intervals) must be at least 1; got {m}")
+    t = np.linspace(0.0, 1.0, m + 1)
+    w = np.full(m + 1, 1.0 / m)
+    w[[0, -1]] *= 0.5
+    return t, w
+
+
+def segment_points(A: np.ndarray, B: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Points x = a + t_q (b − a) on each segment: ``(E, Q, D)`` from ``A, B`` ``(E, D)`` and ``t`` ``(Q,)``."""
+    return A[:, None, :] + t[None, :, None] * (B - A)[:, None, :]

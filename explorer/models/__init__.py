@@ -1,0 +1,35 @@
+"""Models: ``load_model(spec)`` for the built-in generators and their shared interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from explorer.models.diffusion import DiffusionModel
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+BUILTIN_MODELS = ("toy2d/ring", "toy2d/moons", "toy2d/circles", "toy2d/spiral")
+DEFAULT_MODEL = "toy2d/ring"
+
+_loaded: dict[str, DiffusionModel] = {}
+
+
+def list_models() -> list[str]:
+    """The specs ``load_model`` accepts."""
+    return list(BUILTIN_MODELS)
+
+
+def load_model(spec: str = DEFAULT_MODEL, cache: bool = True) -> DiffusionModel:
+    """The model named ``spec`` (e.g. ``toy2d/ring``), loaded from the shipped weights in assets/."""
+    if spec not in BUILTIN_MODELS:
+        raise ValueError(f"unknown model {spec!r}; valid: {', '.join(BUILTIN_MODELS)}")
+    if cache and spec in _loaded:
+        return _loaded[spec]
+    from explorer.models.toy2d import load_toy2d
+
+    model = load_toy2d(ASSETS / spec, spec)
+    if cache:
+        _loaded[spec] = model
+    return model
+
+
+__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "DiffusionModel", "list_models", "load_model"]

@@ -1,0 +1,37 @@
+"""Model files: ``NAME.safetensors`` (tensors only, never pickles) beside ``NAME.json`` (the record)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def file_hash(path: Path) -> str:
+    """First 16 hex digits of the SHA-256 of a file: the cache key of a model's weights."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def save_model_files(stem: Path, tensors: dict[str, torch.Tensor], record: dict) -> dict:
+    """Write ``stem.safetensors`` and ``stem.json``; the record gains ``weights_hash``."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(stem.with_suffix(".safetensors")))
+    record = {**record, "weights_hash": file_hash(stem.with_suffix(".safetensors"))}
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def load_model_files(stem: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read the tensors and the JSON record of a model saved by ``save_model_files``."""
+    stem = Path(stem)
+    st, js = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    for f in (st, js):
+        if not f.exists():
+            raise FileNotFoundError(f"model file {f} is missing; train it with `python -m explorer train`")
+    record = json.loads(js.read_text())
+    record["weights_hash"] = file_hash(st)
+    return load_file(str(st)), record

@@ -1,0 +1,30 @@
+"""Shared fixtures: the shipped models (loaded once) and tiny nets every test can build in milliseconds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from explorer.models import load_model
+
+
+@pytest.fixture(scope="session")
+def ring():
+    return load_model("toy2d/ring")
+
+
+@pytest.fixture(scope="session")
+def moons():
+    return load_model("toy2d/moons")
+
+
+def tiny_relu_net(d: int = 3, hidden: int = 16, depth: int = 2, out: int = 2, seed: int = 0,
+                  dtype=torch.float64) -> nn.Sequential:
+    """A small ReLU MLP d → out with ``nn.ReLU`` modules, deterministic from ``seed``."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Linear(d, hidden)]
+    for _ in range(depth - 1):
+        layers += [nn.ReLU(), nn.Linear(hidden, hidden)]
+    layers += [nn.ReLU(), nn.Linear(hidden, out)]
+    return nn.Sequential(*layers).to(dtype)

@@ -1,0 +1,378 @@
+"""The Streamlit app under ``AppTest`` (test size profile), and its Streamlit-free glue: app_state and cache."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer import app_compute, app_state, cache
+from explorer.models import BUILTIN_MODELS, DEFAULT_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["app_pages/local_geometry.py", "app_pages/geodesics.py", "app_pages/embedding.py"]
+OTHER_MODELS = [m for m in BUILTIN_MODELS if m != DEFAULT_MODEL]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def test_profile(tmp_path_factory):
+    """Small sizes and a private cache folder shared by this module's tests."""
+    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR")}
+    os.environ["EXPLORER_PROFILE"] = "test"
+    os.environ["EXPLORER_CACHE_DIR"] = str(tmp_path_factory.mktemp("explorer-cache"))
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def run_page(page: str | None = None, model: str | None = None, query: dict | None = None, timeout: float = 240):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    if query:
+        at.query_params.update(query)
+    if model:
+        at.session_state["model"] = model
+    at.run()
+    if page and page != PAGES[0]:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def assert_clean(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def chart_specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def trace(at, name_prefix: str) -> dict:
+    for spec in chart_specs(at):
+        for tr in spec["data"]:
+            if str(tr.get("name", "")).startswith(name_prefix):
+                return tr
+    raise AssertionError(f"no trace named {name_prefix}...")
+
+
+def model_available(spec: str) -> bool:
+    return app_compute.model_status(spec)[0]
+
+
+# ---------------------------------------------------------------------------- pages
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_the_default_model(page):
+    at = run_page(page)
+    assert_clean(at)
+    assert at.session_state["model"] == DEFAULT_MODEL
+    assert len(at.get("plotly_chart")) >= 3
+    assert at.get("download_button"), "every page offers downloads"
+
+
+@pytest.mark.parametrize("model", OTHER_MODELS)
+def test_every_page_once_on_each_other_model(model):
+    if not model_available(model):
+        at = run_page(PAGES[1])
+        assert_clean(at)
+        assert any(model in c.value for c in at.sidebar.caption), "a missing model is listed as unavailable"
+        pytest.skip(f"{model}: weights not in assets/ yet")
+    for page in PAGES:
+        at = run_page(page, query={"model": model})
+        assert_clean(at)
+        assert at.session_state["model"] == model
+        assert at.query_params["model"] == model
+
+
+def test_lambda_changes_the_geodesic():
+    at = run_page(PAGES[1])
+    lam = at.select_slider(key="w_geo_lam")
+    lam.set_value(0.0562).run()
+    assert_clean(at)
+    small = trace(at, "geodesic")
+    metrics_small = {m.label: m.value for m in at.metric}
+    at.select_slider(key="w_geo_lam").set_value(5.62).run()
+    assert_clean(at)
+    large = trace(at, "geodesic")
+    assert small["name"] != large["name"]
+    assert metrics_small != {m.label: m.value for m in at.metric}
+    assert at.query_params["lam"] == "5.62"
+
+
+def test_model_change_changes_the_page():
+    if not model_available("toy2d/moons"):
+        pytest.skip("toy2d/moons weights missing")
+    at = run_page(PAGES[0])
+    before = trace(at, "samples")
+    at.sidebar.selectbox(key="w_model").set_value("toy2d/moons").run()
+    assert_clean(at)
+    assert at.session_state["model"] == "toy2d/moons"
+    assert at.query_params["model"] == "toy2d/moons"
+    assert trace(at, "samples")["x"] != before["x"]
+
+
+def test_map_change_changes_the_maps():
+    at = run_page(PAGES[0])
+    psi_sampler = chart_specs(at)[2]["data"][0]["marker"]["color"]
+    at.selectbox(key="w_lg_map").set_value("denoiser").run()
+    assert_clean(at)
+    assert at.query_params["map"] == "denoiser"
+    assert chart_specs(at)[2]["data"][0]["marker"]["color"] != psi_sampler
+
+
+def test_url_round_trip():
+    at = run_page(PAGES[1])
+    at.select_slider(key="w_geo_lam").set_value(0.178).run()
+    at.number_input(key="w_geo_k").set_value(12).run()
+    assert_clean(at)
+    query = dict(at.query_params)
+    assert query["lam"] == "0.178" and query["k"] == "12"
+    again = run_page(PAGES[1], query=query)
+    assert_clean(again)
+    assert again.select_slider(key="w_geo_lam").value == 0.178
+    assert again.number_input(key="w_geo_k").value == 12
+    assert {m.label: m.value for m in again.metric} == {m.label: m.value for m in at.metric}
+    assert trace(again, "geodesic")["x"] == trace(at, "geodesic")["x"]
+
+
+def test_bad_link_parameters_are_reported_not_fatal():
+    at = run_page(PAGES[1], query={"lam": "abc", "k": "x", "model": "toy2d/nope"})
+    assert not at.exception
+    assert at.session_state["model"] == DEFAULT_MODEL
+    assert any("lam=" in w.value for w in at.sidebar.warning)
+
+
+def test_disconnected_endpoints_give_a_message_not_a_crash():
+    at = run_page(PAGES[1])
+    at.number_input(key="geo_nbg").set_value(0).run()
+    at.number_input(key="w_geo_k").set_value(1).run()
+    assert not at.exception
+    text = " ".join(str(w.value) for w in [*at.warning, *at.error])
+    assert "components" in text and "k >=" in text
+
+
+# ---------------------------------------------------------------------------- app_compute (what the pages call)
+def test_geodesic_view_reuses_cached_densities():
+    from explorer.models import load_model
+
+    m = load_model(DEFAULT_MODEL)
+    dens = app_compute.make_density(m, "kde")
+    X, is_bg, labels = app_compute.geodesic_points(m, "data", 120, 30)
+    state = app_compute.fit_geodesics(m, dens, X, is_bg, labels)
+    i, j = app_compute.default_endpoints(X, is_bg)
+    app_compute.geodesic_view(state, 1.0, 1.0, i, j)
+    evals = dens.n_evals
+    a = app_compute.geodesic_view(state, 0.0562, 1.0, i, j)
+    b = app_compute.geodesic_view(state, 5.62, 1.0, i, j)
+    assert dens.n_evals == evals, "a λ change must not evaluate the density"
+    assert a["ok"] and b["ok"] and a["length"] != b["length"]
+    assert b["ratio"] == pytest.approx(b["length"] / b["straight_length"])
+
+
+def test_geodesic_view_reports_disconnected_endpoints():
+    from explorer.models import load_model
+
+    m = load_model(DEFAULT_MODEL)
+    X = np.r_[np.random.default_rng(0).normal(size=(20, 2)) * 0.1, np.random.default_rng(1).normal(size=(20, 2)) * 0.1
+              + 10]
+    dens = app_compute.make_density(m, "kde", data=X, name="two-blobs")
+    state = app_compute.fit_geodesics(m, dens, X, np.zeros(40, bool), None, k=3)
+    view = app_compute.geodesic_view(state, 1.0, 1.0, 0, 39)
+    assert not view["ok"] and "not connected" in view["message"] and "k >=" in view["fix"]
+
+
+def test_cell_details_match_the_maps():
+    from explorer.models import load_model
+
+    m = load_model(DEFAULT_MODEL)
+    arrays, rec = app_compute.descriptor_plane(m, "denoiser", 3, 170, [], 5, 2.0)
+    again, rec2 = app_compute.descriptor_plane(m, "denoiser", 3, 170, [], 5, 2.0)
+    assert not rec["hit"] and rec2["hit"]
+    d = app_compute.cell_details(m, "denoiser", 3, 170, arrays, 1, 3)
+    assert d["u"] == pytest.approx(arrays["u"][3]) and d["v"] == pytest.approx(arrays["v"][1])
+    np.testing.assert_allclose(d["latent"], [arrays["u"][3], arrays["v"][1]], atol=1e-6)
+    assert d["values"]["psi"] == pytest.approx(float(arrays["psi"][1, 3]))
+    assert np.log(d["singular_values"]).sum() == pytest.approx(d["values"]["psi"], rel=1e-5, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------- app_state
+def test_query_encode_decode_round_trip():
+    state = {"model": "toy2d/moons", "geo_lam": 5.62, "geo_p0": 1.0, "geo_k": 12, "geo_ends": [3, 17],
+             "geo_overlay": [0.01, 1.0, 10.0], "lg_map": "from_t", "lg_t": 170, "lg_seeds": [1, 2, 3],
+             "lg_extent": 2.5, "emb_sel": [4, 5], "not_shared": 1, "lg_cell": None}
+    q = app_state.encode_query(state)
+    assert "not_shared" not in q and "cell" not in q
+    assert all(isinstance(v, str) for v in q.values())
+    back, problems = app_state.decode_query(q)
+    assert problems == []
+    assert back == {k: v for k, v in state.items() if k not in ("not_shared", "lg_cell")}
+
+
+def test_decode_query_skips_bad_values_and_snaps_lambda():
+    back, problems = app_state.decode_query({"lam": "4.9", "k": "ten", "ends": ["1,2"], "zzz": "1", "p0": "-1",
+                                             "eps": "nan"})
+    assert back == {"geo_lam": 5.62, "geo_ends": [1, 2]}
+    assert sorted(problems) == sorted(["k='ten'", "p0='-1'", "eps='nan'"])
+
+
+def test_selection_helpers():
+    event = {"selection": {"points": [{"customdata": [3, 4], "point_index": 0},
+                                      {"customdata": [9, 9]}]}}
+    assert app_state.cell_from_selection(event, 5) == (3, 4)
+    assert app_state.cell_from_selection(event, 3) is None
+    assert app_state.cell_from_selection(None, 5) is None
+    assert app_state.cell_from_selection({"selection": {"points": []}}, 5) is None
+    ev2 = {"selection": {"points": [{"customdata": 7}, {"customdata": [2]}, {"customdata": 7}, {"customdata": 99}]}}
+    assert app_state.indices_from_selection(ev2, 10) == [7, 2]
+    assert app_state.add_anchor([1, 2], 3) == [1, 2, 3]
+    assert app_state.add_anchor([1, 2, 3], 4) == [2, 3, 4]
+    assert app_state.add_anchor([1, 2, 3], 2) == [1, 3]
+    assert app_state.update_endpoints([], 5) == [5]
+    assert app_state.update_endpoints([5], 8) == [5, 8]
+    assert app_state.update_endpoints([5, 8], 2) == [8, 2]
+    assert app_state.update_endpoints([5, 8], 5) == [5, 8]
+
+
+def test_grid_cells_follow_the_plane_convention():
+    u, v = np.array([0.0, 1.0, 2.0]), np.array([10.0, 20.0])
+    values = np.arange(6).reshape(2, 3)
+    g = app_state.grid_cells(u, v, values)
+    for x, y, val, (i, j) in zip(g["x"], g["y"], g["value"], g["customdata"], strict=True):
+        assert x == u[j] and y == v[i] and val == values[i, j]
+    with pytest.raises(ValueError, match="does not match"):
+        app_state.grid_cells(u, v, values.T)
+
+
+def test_cost_estimates_and_confirm():
+    small = app_state.descriptor_cost(36, 3)
+    big = app_state.descriptor_cost(128 * 128, 50)
+    assert small < 10 and big > 60
+    assert app_state.descriptor_cost(128 * 128, 50, "denoiser") < big
+    assert app_state.needs_confirm(big) and not app_state.needs_confirm(small)
+    assert app_state.graph_cost(2500, 10, 3, model_density=True) > app_state.graph_cost(2500, 10, 3, False)
+    assert app_state.describe_seconds(30) == "about 30 s" and app_state.describe_seconds(600) == "about 10 min"
+
+
+def test_profiles():
+    assert app_state.profile()["plane_n"] == 6
+    d = app_state.PROFILES["default"]
+    assert d["plane_n"] == 128 and d["steps"] == 50 and d["graph_n"] == 2000 and d["k"] == 10 and d["n_background"] > 0
+
+
+def test_downloads_carry_their_parameters():
+    params = {"model": "toy2d/ring", "lam": 0.5, "ends": np.array([1, 2]), "n": np.int64(3)}
+    csv = app_state.csv_bytes(pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]}), params)
+    assert app_state.read_params(csv) == {"model": "toy2d/ring", "lam": 0.5, "ends": [1, 2], "n": 3}
+    df = pd.read_csv(io.BytesIO(csv), comment="#")
+    assert df.shape == (2, 2)
+    npz = app_state.npz_bytes({"a": np.arange(3)}, params)
+    assert app_state.read_params(npz)["lam"] == 0.5
+    with np.load(io.BytesIO(npz)) as f:
+        np.testing.assert_array_equal(f["a"], np.arange(3))
+    with pytest.raises(ValueError, match="params"):
+        app_state.read_params(b"x,y\n1,2\n")
+
+
+def test_parse_points_csv_validates():
+    good = "x,y\n" + "\n".join(f"{i},{i * 0.5}" for i in range(20))
+    assert app_state.parse_points_csv(good.encode()).shape == (20, 2)
+    no_header = "\n".join(f"{i},{i}" for i in range(12))
+    assert app_state.parse_points_csv(no_header.encode()).shape == (12, 2)
+    cases = {"x,y,z\n" + "1,2,3\n" * 12: "two columns", "x,y\n" + "1,a\n" * 12: "number",
+             "x,y\n" + "1,nan\n" * 12: "NaN", "x,y\n1,2\n": "at least 10"}
+    for text, msg in cases.items():
+        with pytest.raises(ValueError, match=msg):
+            app_state.parse_points_csv(text.encode())
+    with pytest.raises(ValueError, match="limit"):
+        app_state.parse_points_csv(good.encode(), max_rows=5)
+
+
+def test_nearest_option_and_parsers():
+    assert app_state.nearest_option(0.05) == 0.0562 and app_state.nearest_option(5) == 5.62
+    assert 1.0 in app_state.LAM_OPTIONS
+    assert app_state.parse_ints("1, 2 3") == [1, 2, 3]
+    assert app_state.parse_floats("0.1,1") == [0.1, 1.0]
+    for bad, fn in (("1,a", app_state.parse_ints), ("1,-2", app_state.parse_floats)):
+        with pytest.raises(ValueError):
+            fn(bad)
+
+
+# ---------------------------------------------------------------------------- cache
+def test_cache_key_changes_with_every_parameter(monkeypatch):
+    base = {"map": "sampler", "steps": 50, "t": None, "seeds": [1, 2, 3], "n": 128, "extent": 3.0}
+    key = cache.cache_key("descriptor_maps", base, "abc")
+    assert key == cache.cache_key("descriptor_maps", dict(reversed(list(base.items()))), "abc")
+    changed = {**base}
+    for name, value in {"map": "from_t", "steps": 49, "t": 170, "seeds": [1, 2, 4], "n": 64, "extent": 3.5}.items():
+        changed = {**base, name: value}
+        assert cache.cache_key("descriptor_maps", changed, "abc") != key, name
+    assert cache.cache_key("descriptor_maps", {**base, "new": 1}, "abc") != key
+    assert cache.cache_key("descriptor_maps", base, "abd") != key
+    assert cache.cache_key("descriptor_maps", base, "abc", dtype="float64") != key
+    assert cache.cache_key("other_kind", base, "abc") != key
+    monkeypatch.setattr(cache, "CODE_VERSION", "9.9")
+    assert cache.cache_key("descriptor_maps", base, "abc") != key
+
+
+def test_cache_cached_hit_and_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "c"))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"a": np.arange(4.0), "b": np.array(2)}
+
+    a1, r1 = cache.cached("thing", {"x": 1}, compute, weights_hash="w")
+    a2, r2 = cache.cached("thing", {"x": 1}, compute, weights_hash="w")
+    assert len(calls) == 1 and not r1["hit"] and r2["hit"]
+    np.testing.assert_array_equal(a1["a"], a2["a"])
+    npz, js = cache.paths("thing", r1["key"])
+    rec = json.loads(js.read_text())
+    assert rec["params"] == {"x": 1} and rec["weights_hash"] == "w" and rec["code_version"] == cache.CODE_VERSION
+    with np.load(npz) as f:  # a user can reload it in a notebook
+        np.testing.assert_array_equal(f["a"], np.arange(4.0))
+    cache.cached("other", {"x": 1}, compute, weights_hash="w")
+    assert cache.stats()["entries"] == 2
+    assert cache.clear("thing") == 2 and cache.stats()["entries"] == 1
+    assert cache.clear() == 2 and cache.stats()["entries"] == 0
+    cache.cached("thing", {"x": 1}, compute, weights_hash="w")
+    assert len(calls) == 3
+
+
+def test_cache_writes_are_atomic(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith(".json"):
+            raise KeyboardInterrupt  # interrupted between the two files
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(KeyboardInterrupt):
+        cache.cached("job", {"x": 1}, lambda: {"a": np.ones(3)}, weights_hash="w")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not list(tmp_path.glob(".tmp-*")), "no temporary file is left behind"
+    assert not list(tmp_path.glob("*.json")), "an interrupted entry is not valid"
+    arrays, rec = cache.cached("job", {"x": 1}, lambda: {"a": np.zeros(3)}, weights_hash="w")
+    assert not rec["hit"] and arrays["a"].sum() == 0, "the interrupted job restarts cleanly"
+    npz, js = cache.paths("job", rec["key"])
+    npz.write_bytes(b"torn")  # a damaged file is recomputed, never returned
+    arrays, rec = cache.cached("job", {"x": 1}, lambda: {"a": np.full(3, 2.0)}, weights_hash="w")
+    assert not rec["hit"] and arrays["a"].sum() == 6
+
+
+def test_cache_dir_default_and_env(monkeypatch):
+    monkeypatch.delenv("EXPLORER_CACHE_DIR", raising=False)
+    assert cache.cache_dir() == ROOT / ".explorer-cache"
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", "/tmp/somewhere")
+    assert cache.cache_dir() == Path("/tmp/somewhere")

@@ -1,0 +1,109 @@
+"""The geodesics, cluster and convergence subcommands through ``explorer.cli.main``, on a fake model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import explorer.cli as cli
+import explorer.models
+from explorer.density import GaussianMixtureDensity
+
+
+class FakeModel:
+    """Two blobs with labels; ``log_prob`` is an analytic mixture (stands in for the model likelihood)."""
+
+    def __init__(self, with_log_prob: bool = True):
+        rng = np.random.default_rng(0)
+        self._X = np.r_[rng.normal(size=(150, 2)) * 0.2, rng.normal(size=(150, 2)) * 0.2 + [2.0, 0.0]]
+        self._y = np.r_[np.zeros(150, int), np.ones(150, int)]
+        self._gmm = GaussianMixtureDensity([[0.0, 0.0], [2.0, 0.0]], 0.2)
+        self.log_p_ref = None
+        self.calls = 0
+        if with_log_prob:
+            self.log_prob = self._log_prob
+
+    def training_data(self):
+        return self._X.astype(np.float32)
+
+    def training_labels(self):
+        return self._y.copy()
+
+    def _log_prob(self, X, method="discrete"):
+        assert method == "discrete"
+        self.calls += 1
+        return self._gmm(X)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    model = FakeModel()
+    monkeypatch.setattr(explorer.models, "load_model", lambda spec: model)
+    mine = ("geodesics", "convergence", "cluster")
+    monkeypatch.setattr(cli, "COMMANDS", {k: v for k, v in cli.COMMANDS.items() if k in mine})
+    return model
+
+
+def test_geodesics_command_writes_npz_and_json(fake, tmp_path):
+    out = tmp_path / "geo.npz"
+    rc = cli.main(["geodesics", "--model", "toy2d/ring", "--n", "200", "--lam", "0.05", "--source", "0",
+                   "--target", "1", "--density", "kde", "--background", "60", "--k", "8", "--out", str(out)])
+    assert rc == 0
+    z = np.load(out)
+    assert z["X"].shape == (260, 2) and z["is_background"].sum() == 60
+    path = z["path"]
+    assert path[0] == 0 and path[-1] == 1 and len(z["distances"]) == 260
+    assert z["distances"][1] == pytest.approx(json.loads(out.with_suffix(".json").read_text())["summary"]["geodesic"])
+    np.testing.assert_allclose(z["euclidean_distances"], np.linalg.norm(z["X"] - z["X"][0], axis=1))
+    d = z["distances"]
+    sigma = np.median(d[np.isfinite(d) & (d > 0)])
+    np.testing.assert_allclose(z["affinity"], np.exp(-d ** 2 / (2 * sigma ** 2)))
+    assert (z["graph_distances"] >= z["euclidean_distances"] - 1e-12).all()
+    np.testing.assert_array_equal(z["path_points"], z["X"][path])
+    rec = json.loads(out.with_suffix(".json").read_text())
+    assert rec["parameters"]["lam"] == 0.05 and rec["parameters"]["density"] == "kde"
+    assert rec["density"]["log_p_ref_source"].startswith("median KDE")
+    assert rec["summary"]["connected"] and rec["summary"]["connectivity"]["n_components"] == 1
+    assert fake.calls == 0  # the KDE, not the model
+
+
+def test_geodesics_command_model_density_and_disconnection(fake, tmp_path, capsys):
+    out = tmp_path / "geo2.npz"  # also checks that a suffix-less --out gets .npz
+    rc = cli.main(["geodesics", "--n", "300", "--relative", "--density", "model", "--k", "5",
+                   "--out", str(tmp_path / "geo2"), "--source", "0", "--target", "299"])
+    assert rc == 1  # the two blobs are disconnected without background points
+    err = capsys.readouterr().err
+    assert "not connected" in err and "k >= " in err and "log_p_ref" in err
+    rec = json.loads(out.with_suffix(".json").read_text())
+    assert not rec["summary"]["connected"] and rec["density"]["log_p_ref_source"].startswith("median model")
+    assert rec["density"]["log_p_ref"] == pytest.approx(np.median(fake._gmm(fake.training_data())), abs=1e-6)
+    assert np.isinf(np.load(out)["distances"][299]) and fake.calls > 0
+
+
+def test_cluster_command_table(fake, tmp_path, capsys):
+    out = tmp_path / "cl.csv"
+    rc = cli.main(["cluster", "--n", "120", "--density", "kde", "--lam", "0.01", "--k", "8", "--out", str(out)])
+    assert rc == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["distance"] for r in rows] == ["geodesic", "graph", "euclidean"]
+    assert float(rows[0]["ari"]) == pytest.approx(1.0)
+    assert "ARI" in capsys.readouterr().out
+
+
+def test_convergence_command_csv(fake, tmp_path):
+    out = tmp_path / "conv.csv"
+    rc = cli.main(["convergence", "--sizes", "60", "120", "--lams", "10", "0.01", "--n-ref", "400",
+                   "--repeats", "1", "--out", str(out)])
+    assert rc == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8 and {r["sampling"] for r in rows} == {"uniform", "density"}
+    assert all(float(r["rel_error"]) >= 0 for r in rows)
+    assert json.loads(out.with_suffix(".json").read_text())["parameters"]["n_ref"] == 400
+
+
+def test_bad_arguments_give_error_code(fake, tmp_path, capsys):
+    rc = cli.main(["geodesics", "--n", "50", "--density", "kde", "--source", "999", "--out", str(tmp_path / "x")])
+    assert rc == 2 and "--source" in capsys.readouterr().err
