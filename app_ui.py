@@ -173,12 +173,20 @@ class Progress:
 
 
 # ---------------------------------------------------------------------------- downloads
+def _offered(key: str, file_name: str, data: bytes) -> bytes:
+    """Remember what each download button of this run carries (its file name and parameters)."""
+    st.session_state.setdefault("_downloads", {})[key] = {"file_name": file_name,
+                                                         "params": app_state.read_params(data)}
+    return data
+
+
 def download_csv(label: str, table, params: dict, file_name: str, key: str) -> None:
-    st.download_button(label, app_state.csv_bytes(table, params), file_name=file_name, mime="text/csv", key=key,
+    data = _offered(key, file_name, app_state.csv_bytes(table, params))
+    st.download_button(label, data, file_name=file_name, mime="text/csv", key=key,
                        help="CSV; its first line '# params: {...}' holds the parameters that produced it")
 
 
 def download_npz(label: str, arrays: dict, params: dict, file_name: str, key: str) -> None:
-    st.download_button(label, app_state.npz_bytes(arrays, params), file_name=file_name,
-                       mime="application/octet-stream", key=key,
+    data = _offered(key, file_name, app_state.npz_bytes(arrays, params))
+    st.download_button(label, data, file_name=file_name, mime="application/octet-stream", key=key,
                        help="NumPy .npz; the entry 'params_json' holds the parameters that produced it")

@@ -96,7 +96,7 @@ if sel:
 st.subheader("Clustering against the true labels")
 table = app_compute.scores_table(arrays)
 st.dataframe(table.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}"}), hide_index=True)
-params = {"model": spec, **record["params"]}
+params = {"model": spec, "weights_hash": record["weights_hash"], **record["params"]}
 d1, d2 = st.columns(2)
 with d1:
     app_ui.download_csv("Download scores (CSV)", table, params, "cluster_scores.csv", "dl_emb_scores")

@@ -80,7 +80,8 @@ def geodesic_state(spec, source, kind, n, n_bg, graph, k, eps, nq, user_sha, _us
     else:
         dens = app_ui.get_density(spec, source)
     X, is_bg, labels = app_compute.geodesic_points(m, kind, n, n_bg, seed=0, data=_user_data)
-    params = {"model": spec if _user_data is None else f"upload-{user_sha}", "points": kind, "n": n,
+    params = {"model": spec if _user_data is None else f"upload-{user_sha}", "weights_hash": dens.weights_hash,
+              "points": kind, "n": n,
               "n_background": n_bg, "graph": graph, "k": k, "eps": eps, "n_quad": nq, "density": dens.info}
     return app_compute.fit_geodesics(m, dens, X, is_bg, labels, graph=graph, k=k, eps=eps, n_quad=nq, params=params)
 

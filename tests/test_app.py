@@ -106,6 +106,22 @@ def test_lambda_changes_the_geodesic():
     assert small["name"] != large["name"]
     assert metrics_small != {m.label: m.value for m in at.metric}
     assert at.query_params["lam"] == "5.62"
+    offered = at.session_state["_downloads"]
+    assert offered["dl_geo_path"]["params"]["lam"] == 5.62 and offered["dl_geo_path"]["params"]["relative"] is True
+    assert offered["dl_geo_aff"]["params"]["lam"] == 5.62
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_downloads_on_each_page_carry_their_parameters(page):
+    at = run_page(page)
+    assert_clean(at)
+    prefix = {"local_geometry": "dl_lg_", "geodesics": "dl_geo_", "embedding": "dl_emb_"}[Path(page).stem]
+    offered = {k: v for k, v in at.session_state["_downloads"].items() if k.startswith(prefix)}
+    assert len(offered) >= 2
+    for key, item in offered.items():
+        params = item["params"]
+        assert params["model"] == DEFAULT_MODEL, key
+        assert len(params) >= 5, (key, params)
 
 
 def test_model_change_changes_the_page():

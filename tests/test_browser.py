@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "docs" / "screenshots"
-PAGES = {"local_geometry": "local_geometry", "geodesics": "geodesics", "embedding": "embedding"}
+PAGES = {"local_geometry": "", "geodesics": "geodesics", "embedding": "embedding"}  # the default page is at /
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,7 @@ def test_pages_and_lambda_slider_in_chromium(browser_ready, tmp_path):
             assert "Embedding & clusters" in nav and "Local geometry" in nav, f"app.py's navigation is not used: {nav}"
             wait_idle(page)
             assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
+            assert "Page not found" not in page.inner_text("body"), name
             save_screenshot(page, SHOTS / f"{name}.png")
 
         page.goto(f"{url}/geodesics?model=toy2d/ring&lam=0.0562")

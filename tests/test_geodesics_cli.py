@@ -72,7 +72,7 @@ def test_geodesics_command_writes_npz_and_json(fake, tmp_path):
 
 def test_geodesics_command_model_density_and_disconnection(fake, tmp_path, capsys):
     out = tmp_path / "geo2.npz"  # also checks that a suffix-less --out gets .npz
-    rc = cli.main(["geodesics", "--n", "300", "--relative", "--density", "model", "--k", "5",
+    rc = cli.main(["geodesics", "--n", "300", "--relative", "--density", "model", "--k", "5", "--background", "0",
                    "--out", str(tmp_path / "geo2"), "--source", "0", "--target", "299"])
     assert rc == 1  # the two blobs are disconnected without background points
     err = capsys.readouterr().err

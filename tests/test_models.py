@@ -12,7 +12,7 @@ from explorer.models import ASSETS, BUILTIN_MODELS, load_model
 from explorer.models.datasets import RING_MODES, ring_mode_of, sample_toy2d
 from explorer.models.ddim import step_chain
 from explorer.models.quality import sliced_wasserstein
-from explorer.models.toy2d import read_points_csv, train_toy2d
+from explorer.models.toy2d import quality_report, read_points_csv, toy2d_pairs, train_toy2d
 
 
 def test_unknown_spec_lists_valid_ones():
@@ -59,7 +59,8 @@ def test_unrolled_sampler_equals_scheduler_step_loop(ring, steps):
                 x = sch.step(den(x, int(t)), t, x, eta=0.0).prev_sample
     finally:
         den.float()
-    torch.testing.assert_close(ours, x, rtol=1e-10, atol=1e-10)
+    # diffusers keeps ᾱ in float32, so its step coefficients carry float32 rounding (~1e-7)
+    torch.testing.assert_close(ours, x, rtol=1e-5, atol=1e-6)
 
 
 def test_from_t_is_the_trailing_part_of_the_schedule(ring):
@@ -78,11 +79,10 @@ def test_from_t_is_the_trailing_part_of_the_schedule(ring):
 def test_quality_gate(spec):
     model = load_model(spec)
     dataset = spec.split("/")[1]
-    samples = model.sample(2000, seed=777)
-    data, _ = sample_toy2d(dataset, 2000, seed=4242)
-    data2, _ = sample_toy2d(dataset, 2000, seed=4343)
-    assert sliced_wasserstein(samples, data) <= 1.5 * sliced_wasserstein(data2, data)
+    q = quality_report(model, toy2d_pairs(dataset), n=2000, repeats=3, seed=777)  # seeds unlike training's
+    assert q["swd_ratio"] <= 1.5, q
     if dataset == "ring":
+        samples = model.sample(2000, seed=777)
         share = np.bincount(ring_mode_of(samples), minlength=RING_MODES) / len(samples)
         assert share.min() >= 0.08 and share.max() <= 0.17, share
 
@@ -113,3 +113,18 @@ def test_csv_validation(tmp_path):
         bad.write_text(text)
         with pytest.raises(ValueError, match=msg):
             read_points_csv(bad)
+
+
+def test_train_on_csv_then_load_by_path(tmp_path):
+    from explorer.cli import main
+
+    data, _ = sample_toy2d("ring", 60, seed=3)
+    csv = tmp_path / "mine.csv"
+    csv.write_text("x,y\n" + "\n".join(f"{a},{b}" for a, b in data))
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "20", "--out", str(tmp_path)]) == 0
+    path = tmp_path / "toy2d" / "mine.safetensors"
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["dataset"] == "csv:mine.csv" and record["train"]["iterations"] == 20
+    model = load_model(str(path), cache=False)
+    np.testing.assert_array_equal(model.training_data(), data)
+    assert model.sample(3).shape == (3, 2) and model.weights_hash == record["weights_hash"]

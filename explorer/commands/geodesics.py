@@ -21,8 +21,9 @@ def add_arguments(p) -> None:
     add_density_arguments(p)
     p.add_argument("--source", type=int, default=0, help="index of the start point (default 0)")
     p.add_argument("--target", type=int, default=1, help="index of the end point (default 1)")
-    p.add_argument("--background", type=int, default=0,
-                   help="uniform background points over the bounding box, appended after the data (default 0)")
+    p.add_argument("--background", type=int, default=500,
+                   help="uniform background points over the bounding box, appended after the data, so that a "
+                        "geodesic can cross empty regions (default 500; 0: data only)")
     p.add_argument("--refine", type=int, default=0,
                    help="refine the path into a polyline of this many points by L-BFGS (needs a torch density; "
                         "the KDE has one; default 0: off)")

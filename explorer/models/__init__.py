@@ -19,14 +19,21 @@ def list_models() -> list[str]:
 
 
 def load_model(spec: str = DEFAULT_MODEL, cache: bool = True) -> DiffusionModel:
-    """The model named ``spec`` (e.g. ``toy2d/ring``), loaded from the shipped weights in assets/."""
-    if spec not in BUILTIN_MODELS:
-        raise ValueError(f"unknown model {spec!r}; valid: {', '.join(BUILTIN_MODELS)}")
+    """The model named ``spec``: a built-in one (e.g. ``toy2d/ring``, from the shipped weights in
+    assets/) or the path of a model that ``python -m explorer train toy2d --csv`` wrote
+    (``DIR/toy2d/NAME.safetensors`` with its ``.json``)."""
+    spec = str(spec)
     if cache and spec in _loaded:
         return _loaded[spec]
     from explorer.models.toy2d import load_toy2d
 
-    model = load_toy2d(ASSETS / spec, spec)
+    if spec in BUILTIN_MODELS:
+        model = load_toy2d(ASSETS / spec, spec)
+    elif spec.endswith((".safetensors", ".json")) and Path(spec).with_suffix(".json").exists():
+        model = load_toy2d(Path(spec).with_suffix(""), spec)
+    else:
+        raise ValueError(f"unknown model {spec!r}; valid: {', '.join(BUILTIN_MODELS)}, or the path of a "
+                         "trained model's .safetensors file")
     if cache:
         _loaded[spec] = model
     return model

@@ -100,8 +100,16 @@ class DiffusionModel:
         raise ValueError(f"unknown likelihood method {method!r}; valid: discrete, ode")
 
     def log_density(self, method: str = "discrete", **kwargs):
-        """log p as a plain callable from an (M, D) array to (M,) float64, for explorer.geodesics."""
-        return lambda x: self.log_prob(x, method=method, **kwargs)
+        """log p as a plain callable from an (M, D) array to (M,) float64, for explorer.geodesics.
+
+        Points where ``log_prob`` is undefined (a DDIM inversion that did not converge: NaN, with a
+        warning) count as density 0 (log p = −inf), the most expensive the metric allows.
+        """
+        def log_density(x):
+            logp = self.log_prob(x, method=method, **kwargs)
+            return np.where(np.isnan(logp), -np.inf, logp)
+
+        return log_density
 
     def training_data(self) -> np.ndarray:
         """The training set (N, *sample_shape), float32."""

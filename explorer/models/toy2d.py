@@ -22,19 +22,20 @@ DEFAULT_SCHEDULE = {
     "beta_start": 1e-4,
     "beta_end": 0.02,
 }
-DEFAULT_TRAIN = {"n_data": 8000, "iterations": 15000, "batch_size": 1024, "lr": 2e-3, "seed": 0}
+DEFAULT_TRAIN = {"n_data": 8000, "iterations": 15000, "batch_size": 1024, "lr": 2e-3, "seed": 0, "ema": 0.999}
 DEFAULT_NET = {"dim": 2, "hidden": 128, "depth": 3, "time_dim": 32}
 DEFAULT_STEPS = 50
 
 
 def train_toy2d(data: np.ndarray, labels: np.ndarray | None = None, *, name: str = "toy2d/custom",
                 iterations: int = DEFAULT_TRAIN["iterations"], batch_size: int = DEFAULT_TRAIN["batch_size"],
-                lr: float = DEFAULT_TRAIN["lr"], seed: int = 0, net: dict | None = None,
-                schedule: dict | None = None, progress=None) -> DiffusionModel:
+                lr: float = DEFAULT_TRAIN["lr"], seed: int = 0, ema: float = DEFAULT_TRAIN["ema"],
+                net: dict | None = None, schedule: dict | None = None, progress=None) -> DiffusionModel:
     """Train ε_θ by the DDPM loss E‖ε − ε_θ(sqrt(ᾱ_t) x_0 + sqrt(1−ᾱ_t) ε, t)‖², reproducibly from ``seed``.
 
-    Adam with a cosine learning-rate decay; t uniform in [0, T). ``progress(i, total, loss)`` is
-    called every 500 iterations.
+    Adam with a cosine learning-rate decay; t uniform in [0, T); the returned weights are an
+    exponential moving average (decay ``ema``; 0 turns it off). ``progress(i, total, loss)`` is called
+    every 500 iterations.
     """
     net, schedule = {**DEFAULT_NET, **(net or {})}, {**DEFAULT_SCHEDULE, **(schedule or {})}
     data = np.asarray(data, dtype=np.float32)
@@ -43,6 +44,7 @@ def train_toy2d(data: np.ndarray, labels: np.ndarray | None = None, *, name: str
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = MLPDenoiser(**net)
+    averaged = {k: v.detach().clone() for k, v in model.state_dict().items()}
     alphas = make_scheduler(schedule).alphas_cumprod.float()
     x_all = torch.from_numpy(data)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -60,21 +62,47 @@ def train_toy2d(data: np.ndarray, labels: np.ndarray | None = None, *, name: str
         loss.backward()
         opt.step()
         sched.step()
+        with torch.no_grad():
+            decay = min(ema, (1 + i) / (10 + i))
+            for k, v in model.state_dict().items():
+                averaged[k].mul_(decay).add_(v, alpha=1 - decay)
         if progress and (i % 500 == 0 or i == iterations - 1):
             progress(i + 1, iterations, float(loss.detach()))
+    if ema:
+        model.load_state_dict(averaged)
     meta = {"net": net, "schedule": schedule, "scheduler_conventions": SCHEDULER_CONVENTIONS,
-            "train": {"iterations": iterations, "batch_size": batch_size, "lr": lr, "seed": seed}}
+            "train": {"iterations": iterations, "batch_size": batch_size, "lr": lr, "seed": seed, "ema": ema}}
     return DiffusionModel(name, model, schedule, (net["dim"],), data, labels, meta, DEFAULT_STEPS)
 
 
-def quality_report(model: DiffusionModel, reference: np.ndarray, reference2: np.ndarray,
-                   n: int = 2000, seed: int = 12345) -> dict:
-    """SWD(samples, data) and the data's own noise floor SWD(data draw 1, data draw 2), and their ratio."""
-    samples = model.sample(n, seed=seed)
-    swd_model = sliced_wasserstein(samples, reference[:n])
-    swd_floor = sliced_wasserstein(reference2[:n], reference[:n])
-    return {"n": n, "steps": model.default_steps, "swd_model": swd_model, "swd_data_vs_data": swd_floor,
-            "swd_ratio": swd_model / swd_floor}
+def toy2d_pairs(dataset: str):
+    """``draw_pair(n, seed)`` for ``quality_report``: two independent draws of a built-in data set."""
+    return lambda n, s: (sample_toy2d(dataset, n, seed=s)[0], sample_toy2d(dataset, n, seed=s + 1)[0])
+
+
+def quality_report(model: DiffusionModel, draw_pair, n: int = 2000, repeats: int = 3, seed: int = 12345) -> dict:
+    """Mean over ``repeats`` of SWD(n samples, data a) and of the data's own floor SWD(data b, data a).
+
+    ``draw_pair(n, seed)`` returns two independent data draws (a, b) of n points. Averaging a few
+    repeats steadies the ratio, which the tests gate at 1.5.
+    """
+    swd_model, swd_floor = [], []
+    for r in range(repeats):
+        samples = model.sample(n, seed=seed + r)
+        a, b = draw_pair(n, seed + 1000 + r)
+        swd_model.append(sliced_wasserstein(samples, a))
+        swd_floor.append(sliced_wasserstein(b, a))
+    m, f = float(np.mean(swd_model)), float(np.mean(swd_floor))
+    return {"n": n, "repeats": repeats, "steps": model.default_steps, "swd_model": m, "swd_data_vs_data": f,
+            "swd_ratio": m / f}
+
+
+def reference_log_density(model: DiffusionModel, n: int = 1000) -> float:
+    """log p_ref: the median ``discrete`` log density of (up to ``n`` evenly spaced) training points,
+    the fixed unit of ``relative`` λ and p0 in the geodesics (DESIGN.md §3)."""
+    data = model.training_data()
+    logp = model.log_prob(data[:: max(1, len(data) // n)][:n])
+    return float(np.nanmedian(logp))
 
 
 def train_builtin(dataset: str, out_dir: Path, seed: int = 0, iterations: int | None = None,
@@ -88,11 +116,9 @@ def train_builtin(dataset: str, out_dir: Path, seed: int = 0, iterations: int | 
     model = train_toy2d(data, labels, name=f"toy2d/{dataset}", iterations=cfg["iterations"],
                         batch_size=cfg["batch_size"], lr=cfg["lr"], seed=seed, progress=progress)
     seconds = time.perf_counter() - start
-    ref, _ = sample_toy2d(dataset, 2000, seed=seed + 1001)
-    ref2, _ = sample_toy2d(dataset, 2000, seed=seed + 2002)
     record = {**model.meta, "name": model.name, "dataset": dataset, "n_data": cfg["n_data"],
               "data_seed": seed, "default_steps": DEFAULT_STEPS, "train_seconds": round(seconds, 1),
-              "quality": quality_report(model, ref, ref2)}
+              "quality": quality_report(model, toy2d_pairs(dataset)), "log_p_ref": reference_log_density(model)}
     tensors = {f"denoiser.{k}": v for k, v in model.denoiser.state_dict().items()}
     tensors["data"] = torch.from_numpy(data)
     tensors["labels"] = torch.from_numpy(labels)
@@ -138,14 +164,16 @@ def train_csv(csv: Path, out_dir: Path, seed: int = 0, iterations: int | None = 
     start = time.perf_counter()
     model = train_toy2d(data, None, name=name, iterations=iterations or DEFAULT_TRAIN["iterations"],
                         seed=seed, progress=progress)
-    rng = np.random.default_rng(seed)
-    half = rng.permutation(len(data))
-    a, b = data[half[: len(data) // 2]], data[half[len(data) // 2:]]
-    n = min(len(a), len(b), 2000)
+    n = min(len(data) // 2, 2000)
+
+    def draw(n, s):  # the two halves of a random split stand in for independent draws
+        perm = np.random.default_rng(s).permutation(len(data))
+        return data[perm[:n]], data[perm[n:2 * n]]
+
     record = {**model.meta, "name": name, "dataset": f"csv:{Path(csv).name}", "n_data": len(data),
               "data_seed": seed, "default_steps": DEFAULT_STEPS,
               "train_seconds": round(time.perf_counter() - start, 1),
-              "quality": quality_report(model, a[:n], b[:n], n=n)}
+              "quality": quality_report(model, draw, n=n), "log_p_ref": reference_log_density(model)}
     tensors = {f"denoiser.{k}": v for k, v in model.denoiser.state_dict().items()}
     tensors["data"] = torch.from_numpy(data)
     stem = Path(out_dir) / "toy2d" / Path(csv).stem
