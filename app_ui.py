@@ -112,6 +112,10 @@ def sidebar() -> str:
     init_state()
     models = available_models()
     missing = [m for m in list_models() if m not in models]
+    if not models:
+        st.error("No built-in model loads here: " + "; ".join(
+            f"{m}: {app_compute.model_status(m)[1]}" for m in list_models()))
+        st.stop()
     default = DEFAULT_MODEL if DEFAULT_MODEL in models else models[0]
     with st.sidebar:
         st.header("Model")

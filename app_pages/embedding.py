@@ -34,11 +34,14 @@ except ValueError as err:
     lams = list(P["embed_lams"])
 
 cost = app_compute.embedding_cost_estimate(model, source, n, len(lams), k, nq)
-if not app_ui.confirm_cost("the embeddings", cost, f"emb-{spec}-{source}-{n}-{k}-{nq}-{lams}-{n_neighbors}"):
+density = app_ui.get_density(spec, source)
+cached = app_compute.embedding_is_cached(model, density, n, lams, k=k, n_quad=nq, n_neighbors=n_neighbors)
+if not cached and not app_ui.confirm_cost("the embeddings", cost,
+                                          f"emb-{spec}-{source}-{n}-{k}-{nq}-{lams}-{n_neighbors}"):
     st.stop()
 bar = app_ui.Progress(f"UMAP of {n} points for {len(lams)} λ values and two baselines")
 try:
-    arrays, record = app_compute.embedding_grid(model, app_ui.get_density(spec, source), n, lams, k=k, n_quad=nq,
+    arrays, record = app_compute.embedding_grid(model, density, n, lams, k=k, n_quad=nq,
                                                 n_neighbors=n_neighbors, progress=bar)
 except ValueError as err:
     bar.done()

@@ -94,7 +94,8 @@ for col, arr, title, ck in ((lc1, pool["latents"], "Latents z (click to pick anc
 n = int(res)
 cost = app_compute.descriptor_plane_cost(map_name, int(steps), t_arg, n)
 key = f"lg-{spec}-{map_name}-{steps}-{t_arg}-{seeds}-{n}-{extent}"
-if app_ui.confirm_cost(f"the {n}×{n} descriptor maps", cost, key):
+if (app_compute.descriptor_plane_is_cached(model, map_name, int(steps), t_arg, seeds, n, float(extent))
+        or app_ui.confirm_cost(f"the {n}×{n} descriptor maps", cost, key)):
     bar = app_ui.Progress(f"ψ, ν, δ over {n}×{n} latents of the {map_name} map")
     try:
         arrays, record = app_compute.descriptor_plane(model, map_name, int(steps), t_arg, seeds, n, float(extent),
@@ -212,43 +213,40 @@ with d2:
 st.subheader("On- vs off-manifold")
 st.caption("Inputs on a grid over a box around the data, fed as x_t to the from_t or denoiser map at step t; an "
            "input is on-manifold within r_on (0.05 × the data's scale) of a training point.")
-if not app_compute.on_off_available():
-    st.info("Coming soon: the on-/off-manifold analysis (explorer.analysis.onmanifold) is not in this build yet.")
-else:
-    o1, o2, o3, o4 = st.columns(4)
-    omap = o1.selectbox("Map", ["from_t", "denoiser"], key="lg_on_map")
-    ot = o2.number_input("t", 0, T - 1, int(0.17 * T), key="lg_on_t")
-    r_factor = o3.number_input("r_on (× data scale)", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="lg_on_r")
-    run = o4.button("Run the analysis", key="lg_on_run") or st.session_state.get("_lg_on_done") == (omap, ot, r_factor)
-    if run:
-        st.session_state["_lg_on_done"] = (omap, ot, r_factor)
-        with st.status(f"Descriptors of a {P['onoff_grid']}² input grid and an AUROC sweep over t…") as status:
-            res_on = app_compute.on_off(model, omap, int(ot), int(steps), P["onoff_grid"], float(r_factor))
-            sweep = app_compute.on_off_sweep(model, omap, int(steps), P["onoff_grid"], float(r_factor), P["auroc_ts"])
-            status.update(label="On-/off-manifold analysis ready", state="complete")
-        table, counts = res_on
-        st.caption(f"Counts: {counts}")
-        hc = st.columns(4)
-        label_col = "on_manifold" if "on_manifold" in table else table.columns[-1]
-        for col, name in zip(hc, [c for c in ("psi", "nu", "nu_eff", "delta") if c in table], strict=False):
-            with col:
-                f = go.Figure()
-                for lab, nm in ((True, "on"), (False, "off")):
-                    vals = table.loc[table[label_col].astype(bool) == lab, name]
-                    f.add_trace(go.Histogram(x=vals, name=f"{nm} ({len(vals)})", opacity=0.6))
-                f.update_layout(barmode="overlay", title=NAMES.get(name, name), height=280,
-                                margin={"l": 10, "r": 10, "t": 40, "b": 10})
-                st.plotly_chart(f, key=f"lg_on_hist_{name}", config={"displayModeBar": False})
-        f = go.Figure()
-        for name in [c for c in sweep.columns if c != "t"]:
-            f.add_trace(go.Scatter(x=sweep["t"], y=sweep[name], mode="lines+markers", name=name))
-        f.add_vline(x=0.17 * T, line_dash="dot", annotation_text="0.17·T")
-        f.update_layout(title="AUROC of each descriptor at separating on from off, over t", height=320,
-                        xaxis_title="t", yaxis_title="AUROC")
-        st.plotly_chart(f, key="lg_on_auroc", config={"displayModeBar": False})
-        oparams = {"model": spec, "weights_hash": model.weights_hash, "map": omap, "t": int(ot), "steps": int(steps),
-                   "grid_n": P["onoff_grid"], "r_on_factor": float(r_factor)}
-        app_ui.download_csv("Download on/off table (CSV)", table, oparams, "on_off_manifold.csv", "dl_lg_on")
-        app_ui.download_csv("Download AUROC sweep (CSV)", sweep, oparams, "auroc_sweep.csv", "dl_lg_auroc")
+o1, o2, o3, o4 = st.columns(4)
+omap = o1.selectbox("Map", ["from_t", "denoiser"], key="lg_on_map")
+ot = o2.number_input("t", 0, T - 1, int(0.17 * T), key="lg_on_t")
+r_factor = o3.number_input("r_on (× data scale)", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="lg_on_r")
+run = o4.button("Run the analysis", key="lg_on_run") or st.session_state.get("_lg_on_done") == (omap, ot, r_factor)
+if run:
+    st.session_state["_lg_on_done"] = (omap, ot, r_factor)
+    with st.status(f"Descriptors of a {P['onoff_grid']}² input grid and an AUROC sweep over t…") as status:
+        res_on = app_compute.on_off(model, omap, int(ot), int(steps), P["onoff_grid"], float(r_factor))
+        sweep = app_compute.on_off_sweep(model, omap, int(steps), P["onoff_grid"], float(r_factor), P["auroc_ts"])
+        status.update(label="On-/off-manifold analysis ready", state="complete")
+    table, counts = res_on
+    st.caption(f"Counts: {counts}")
+    hc = st.columns(4)
+    label_col = "on"
+    for col, name in zip(hc, [c for c in ("psi", "nu", "nu_eff", "delta") if c in table], strict=False):
+        with col:
+            f = go.Figure()
+            for lab, nm in ((True, "on"), (False, "off")):
+                vals = table.loc[table[label_col].astype(bool) == lab, name]
+                f.add_trace(go.Histogram(x=vals, name=f"{nm} ({len(vals)})", opacity=0.6))
+            f.update_layout(barmode="overlay", title=NAMES.get(name, name), height=280,
+                            margin={"l": 10, "r": 10, "t": 40, "b": 10})
+            st.plotly_chart(f, key=f"lg_on_hist_{name}", config={"displayModeBar": False})
+    f = go.Figure()
+    for name in [c for c in sweep.columns if c != "t"]:
+        f.add_trace(go.Scatter(x=sweep["t"], y=sweep[name], mode="lines+markers", name=name))
+    f.add_vline(x=0.17 * T, line_dash="dot", annotation_text="0.17·T")
+    f.update_layout(title="AUROC of each descriptor at separating on from off, over t", height=320,
+                    xaxis_title="t", yaxis_title="AUROC")
+    st.plotly_chart(f, key="lg_on_auroc", config={"displayModeBar": False})
+    oparams = {"model": spec, "weights_hash": model.weights_hash, "map": omap, "t": int(ot), "steps": int(steps),
+               "grid_n": P["onoff_grid"], "r_on_factor": float(r_factor)}
+    app_ui.download_csv("Download on/off table (CSV)", table, oparams, "on_off_manifold.csv", "dl_lg_on")
+    app_ui.download_csv("Download AUROC sweep (CSV)", sweep, oparams, "auroc_sweep.csv", "dl_lg_auroc")
 
 app_ui.sync_query(["lg_map", "lg_t", "lg_steps", "lg_seeds", "lg_extent", "lg_res", "lg_color", "lg_cell"])

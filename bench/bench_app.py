@@ -53,9 +53,12 @@ def load_page(page, url: str, path: str, timeout: float = 900.0) -> float:
     deadline = start + timeout
     while time.perf_counter() < deadline:
         confirm = page.get_by_role("button", name="Compute")
-        if confirm.count():
-            confirm.first.click()
-            time.sleep(1.0)
+        running = page.query_selector('[data-testid="stStatusWidget"]') is not None
+        if confirm.count() and not running:  # only when idle: a click during a run would restart the work
+            time.sleep(0.5)
+            if page.query_selector('[data-testid="stStatusWidget"]') is None and confirm.count():
+                confirm.first.click()
+                time.sleep(2.0)
             continue
         if page.get_by_text(DONE[path]).count():
             wait_idle(page, timeout=timeout)
@@ -71,9 +74,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", default=None, help="disk cache folder (default: a fresh temporary one)")
     ap.add_argument("--screenshots", type=Path, default=None, help="save default-size screenshots here")
     ap.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
+    ap.add_argument("--skip", nargs="*", default=[], choices=list(PAGES.values()),
+                    help="pages to leave out (by URL path; '' is Local geometry)")
     args = ap.parse_args(argv)
+    pages = {name: path for name, path in PAGES.items() if path not in args.skip}
     cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="explorer-bench-cache-")
-    env = {"EXPLORER_PROFILE": "default", "EXPLORER_CACHE_DIR": cache_dir}
+    env = {"EXPLORER_PROFILE": "default", "EXPLORER_CACHE_DIR": cache_dir, "EXPLORER_CONFIRM_SECONDS": "1e9"}
     rows = []
 
     print("warm-up: filling the disk cache (slow the first time)", file=sys.stderr)
@@ -83,7 +89,7 @@ def main(argv=None) -> int:
         page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=120_000)
         t_ui = time.perf_counter() - t0
         cold = {}
-        for name, path in PAGES.items():
+        for name, path in pages.items():
             cold[name] = load_page(page, f"{url}/{path}?model=toy2d/ring", path)
             print(f"  cold {name}: {cold[name]:.1f} s", file=sys.stderr)
     rows.append(("Server start (process → /_stcore/health answers)", f"{t_health:.2f} s", ""))
@@ -92,7 +98,7 @@ def main(argv=None) -> int:
         rows.append((f"First load, cold disk cache: {name}", f"{s:.1f} s", "computes and caches"))
 
     with streamlit_server(env, timeout=300) as (url, t_health2), chromium_page() as page:
-        for name, path in PAGES.items():
+        for name, path in pages.items():
             s = load_page(page, f"{url}/{path}?model=toy2d/ring", path)
             rows.append((f"First load, warm disk cache (fresh server): {name}", f"{s:.2f} s", "aim < 5 s"))
             print(f"  warm {name}: {s:.2f} s", file=sys.stderr)

@@ -30,8 +30,8 @@ def model_status(spec: str) -> tuple[bool, str]:
 
     try:
         load_model(spec)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        return False, str(err)
+    except Exception as err:  # noqa: BLE001 - any failure to load means "not available here", with the reason
+        return False, f"{type(err).__name__}: {err}".splitlines()[0]
     return True, ""
 
 
@@ -138,15 +138,26 @@ def default_radius(n: int, extent: float) -> float:
     return 2.0 * extent / (n - 1) / 4.0
 
 
+def _plane_params(model, map_name, steps, t, seeds, n, extent) -> dict:
+    seeds = [int(s) for s in seeds] if len(seeds) == 3 else []
+    t = None if map_name == "sampler" else int(t)
+    return {"map": map_name, "steps": int(steps), "t": t, "seeds": seeds, "n": int(n), "extent": float(extent),
+            "model": model.name}
+
+
+def descriptor_plane_is_cached(model, map_name: str, steps: int, t: int | None, seeds, n: int, extent: float) -> bool:
+    """Whether ``descriptor_plane`` with these arguments would read the disk cache (no confirm needed)."""
+    return cache.exists("descriptor_maps", _plane_params(model, map_name, steps, t, seeds, n, extent),
+                        model.weights_hash)
+
+
 def descriptor_plane(model, map_name: str, steps: int, t: int | None, seeds, n: int, extent: float,
                      progress=None) -> tuple[dict, dict]:
     """ψ, ν, ν_eff, δ (n, n) over the plane with u, v, singular values, origin and basis (disk-cached)."""
     from explorer.descriptors import descriptor_maps
 
-    seeds = [int(s) for s in seeds] if len(seeds) == 3 else []
-    t = None if map_name == "sampler" else int(t)
-    params = {"map": map_name, "steps": int(steps), "t": t, "seeds": seeds, "n": int(n), "extent": float(extent),
-              "model": model.name}
+    params = _plane_params(model, map_name, steps, t, seeds, n, extent)
+    seeds, t = params["seeds"], params["t"]
 
     def compute():
         plane = plane_for(model, seeds, n, extent)
@@ -397,6 +408,19 @@ def view_density(density: Density, X: np.ndarray, n: int) -> dict:
 # ---------------------------------------------------------------------------- embedding & clusters
 
 
+def _embedding_params(model, density, n, lams, k, n_quad, n_background, seed, n_neighbors) -> dict:
+    return {"n": int(n), "lams": [float(x) for x in lams], "k": int(k), "n_quad": int(n_quad),
+            "n_background": int(n_background), "seed": int(seed), "n_neighbors": int(n_neighbors),
+            "density": density.info, "model": model.name}
+
+
+def embedding_is_cached(model, density: Density, n: int, lams, k: int = 10, n_quad: int = 3, n_background: int = 0,
+                        seed: int = 0, n_neighbors: int = 15) -> bool:
+    """Whether ``embedding_grid`` with these arguments would read the disk cache (no confirm needed)."""
+    return cache.exists("embedding", _embedding_params(model, density, n, lams, k, n_quad, n_background, seed,
+                                                       n_neighbors), density.weights_hash)
+
+
 def embedding_grid(model, density: Density, n: int, lams, k: int = 10, n_quad: int = 3, n_background: int = 0,
                    seed: int = 0, n_neighbors: int = 15, progress=None) -> tuple[dict, dict]:
     """UMAPs of geodesic distances over a λ grid (each Procrustes-aligned onto the previous one), of the
@@ -410,8 +434,7 @@ def embedding_grid(model, density: Density, n: int, lams, k: int = 10, n_quad: i
     from explorer.geodesics import affinity_from_distances
 
     lams = [float(x) for x in lams]
-    params = {"n": int(n), "lams": lams, "k": int(k), "n_quad": int(n_quad), "n_background": int(n_background),
-              "seed": int(seed), "n_neighbors": int(n_neighbors), "density": density.info, "model": model.name}
+    params = _embedding_params(model, density, n, lams, k, n_quad, n_background, seed, n_neighbors)
     step = [0]
     total = 2 + 2 * len(lams) + 1
 
@@ -485,14 +508,6 @@ def warm_umap() -> float:
     return time.perf_counter() - start
 
 
-def on_off_available() -> bool:
-    try:
-        import explorer.analysis.onmanifold  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
@@ -500,50 +515,20 @@ def finite_or_none(x: float) -> float | None:
 # ---------------------------------------------------------------------------- on- vs off-manifold
 
 
-def data_scale(model) -> float:
-    """The data's scale: root mean per-coordinate standard deviation of the training data."""
-    X = model.training_data().reshape(len(model.training_data()), -1).astype(np.float64)
-    return float(np.sqrt(np.mean(X.var(axis=0))))
-
-
-def _as_table(result):
-    import pandas as pd
-
-    if isinstance(result, pd.DataFrame):
-        return result
-    for attr in ("table", "df", "frame"):
-        if hasattr(result, attr):
-            return pd.DataFrame(getattr(result, attr))
-        if isinstance(result, dict) and attr in result:
-            return pd.DataFrame(result[attr])
-    return pd.DataFrame(result)
-
-
 def on_off(model, map_name: str, t: int, steps: int, grid_n: int, r_factor: float = 0.05):
-    """Per-input descriptors with the on/off label (``explorer.analysis.onmanifold``): ``(table, counts)``."""
+    """Per-input descriptors with the on/off label (column ``on``) and the class counts."""
     from explorer.analysis.onmanifold import on_off_manifold
 
     result = on_off_manifold(model, map=map_name, t=int(t), steps=int(steps), grid_n=int(grid_n),
-                             r_on=float(r_factor) * data_scale(model))
-    table = _as_table(result)
-    counts = getattr(result, "counts", None) or (result.get("counts") if isinstance(result, dict) else None)
-    if counts is None:
-        col = "on_manifold" if "on_manifold" in table else table.columns[-1]
-        counts = {"on": int(table[col].astype(bool).sum()), "off": int((~table[col].astype(bool)).sum())}
-    return table, counts
+                             r_on_factor=float(r_factor))
+    return result.table, result.counts
 
 
 def on_off_sweep(model, map_name: str, steps: int, grid_n: int, r_factor: float, n_ts: int):
-    """AUROC per descriptor over ``n_ts`` timesteps up to T/2 (a DataFrame with a ``t`` column)."""
-    import pandas as pd
-
+    """AUROC per descriptor over ``n_ts`` timesteps up to T/2: one row per t, one column per descriptor."""
     from explorer.analysis.onmanifold import auroc_sweep
 
     T = model.num_train_timesteps
     ts = sorted({int(x) for x in np.linspace(0.05 * T, 0.5 * T, n_ts)})
-    res = auroc_sweep(model, ts, map=map_name, steps=int(steps), grid_n=int(grid_n),
-                      r_on=float(r_factor) * data_scale(model))
-    df = _as_table(res)
-    if "t" not in df.columns:
-        df = df.reset_index().rename(columns={"index": "t"}) if len(df) == len(ts) else pd.DataFrame(res).T
-    return df
+    long = auroc_sweep(model, ts, map=map_name, steps=int(steps), grid_n=int(grid_n), r_on_factor=float(r_factor))
+    return long.pivot(index="t", columns="descriptor", values="auroc").reset_index()

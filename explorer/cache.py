@@ -111,6 +111,12 @@ def load(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
     return arrays, record
 
 
+def exists(kind: str, params: Mapping, weights_hash: str, dtype: str = "float32") -> bool:
+    """Whether the entry for these parameters is on disk (both files), i.e. ``cached`` would not compute."""
+    npz, js = paths(kind, cache_key(kind, params, weights_hash, dtype))
+    return npz.exists() and js.exists()
+
+
 def cached(kind: str, params: Mapping, compute: Callable[[], Mapping[str, np.ndarray]], *, weights_hash: str,
            dtype: str = "float32") -> tuple[dict[str, np.ndarray], dict]:
     """The arrays of ``compute()`` for these parameters: read from disk when present, else computed and saved.

@@ -210,7 +210,9 @@ def test_cell_details_match_the_maps():
     from explorer.models import load_model
 
     m = load_model(DEFAULT_MODEL)
+    assert not app_compute.descriptor_plane_is_cached(m, "denoiser", 3, 170, [], 5, 2.0)
     arrays, rec = app_compute.descriptor_plane(m, "denoiser", 3, 170, [], 5, 2.0)
+    assert app_compute.descriptor_plane_is_cached(m, "denoiser", 3, 170, [], 5, 2.0), "no confirm once on disk"
     again, rec2 = app_compute.descriptor_plane(m, "denoiser", 3, 170, [], 5, 2.0)
     assert not rec["hit"] and rec2["hit"]
     d = app_compute.cell_details(m, "denoiser", 3, 170, arrays, 1, 3)
@@ -278,8 +280,10 @@ def test_cost_estimates_and_confirm():
     assert app_state.describe_seconds(30) == "about 30 s" and app_state.describe_seconds(600) == "about 10 min"
 
 
-def test_profiles():
+def test_profiles(monkeypatch):
     assert app_state.profile()["plane_n"] == 6
+    monkeypatch.setenv("EXPLORER_CONFIRM_SECONDS", "5")
+    assert app_state.profile()["confirm_seconds"] == 5.0
     d = app_state.PROFILES["default"]
     assert d["plane_n"] == 128 and d["steps"] == 50 and d["graph_n"] == 2000 and d["k"] == 10 and d["n_background"] > 0
 
@@ -347,7 +351,9 @@ def test_cache_cached_hit_and_clear(tmp_path, monkeypatch):
         calls.append(1)
         return {"a": np.arange(4.0), "b": np.array(2)}
 
+    assert not cache.exists("thing", {"x": 1}, "w")
     a1, r1 = cache.cached("thing", {"x": 1}, compute, weights_hash="w")
+    assert cache.exists("thing", {"x": 1}, "w") and not cache.exists("thing", {"x": 2}, "w")
     a2, r2 = cache.cached("thing", {"x": 1}, compute, weights_hash="w")
     assert len(calls) == 1 and not r1["hit"] and r2["hit"]
     np.testing.assert_array_equal(a1["a"], a2["a"])
@@ -392,3 +398,12 @@ def test_cache_dir_default_and_env(monkeypatch):
     assert cache.cache_dir() == ROOT / ".explorer-cache"
     monkeypatch.setenv("EXPLORER_CACHE_DIR", "/tmp/somewhere")
     assert cache.cache_dir() == Path("/tmp/somewhere")
+
+
+def test_on_off_manifold_section_runs_and_shows_counts():
+    at = run_page(PAGES[0])
+    at.button(key="lg_on_run").click().run()
+    assert_clean(at)
+    titles = [s.get("layout", {}).get("title", {}).get("text", "") for s in chart_specs(at)]
+    assert any("AUROC" in t for t in titles)
+    assert any("Counts" in c.value for c in at.caption)
