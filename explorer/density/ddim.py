@@ -149,16 +149,14 @@ class SigmaSchedule:
     linearly between integer timesteps, with ᾱ = 1 (σ = 0) at t = −1, where DDIM's last step ends."""
 
     def __init__(self, alphas_cumprod: torch.Tensor):
-        self.log_a = torch.cat([torch.zeros(1, dtype=torch.float64), alphas_cumprod.double().log()])
-        self.t_grid = torch.arange(-1, len(alphas_cumprod), dtype=torch.float64)
+        self.log_a = np.concatenate([[0.0], alphas_cumprod.double().log().numpy()])
+        self.t_grid = np.arange(-1, len(alphas_cumprod), dtype=np.float64)
 
-    def sigma_at(self, t: torch.Tensor) -> torch.Tensor:
-        la = np.interp(t.numpy(), self.t_grid.numpy(), self.log_a.numpy())
-        return torch.from_numpy(np.sqrt(np.expm1(-la)))
+    def sigma_at(self, t: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.expm1(-np.interp(t, self.t_grid, self.log_a)))
 
     def t_at(self, sigma: float) -> float:
-        la = -math.log1p(sigma * sigma)
-        return float(np.interp(-la, -self.log_a.numpy(), self.t_grid.numpy()))
+        return float(np.interp(math.log1p(sigma * sigma), -self.log_a, self.t_grid))
 
 
 def _point_probes(x: np.ndarray, n_probes: int, seed: int) -> torch.Tensor:
@@ -185,7 +183,7 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
     D = X.shape[1]
     shape = model.sample_shape
     sched = SigmaSchedule(model.alphas_cumprod)
-    sigmas = sched.sigma_at(torch.linspace(-1.0, model.num_train_timesteps - 1, n_steps + 1, dtype=torch.float64))
+    sigmas = sched.sigma_at(np.linspace(-1.0, model.num_train_timesteps - 1, n_steps + 1))
     a_T = 1.0 / (1.0 + float(sigmas[-1]) ** 2)
     exact = D <= exact_max_dim
     den_dtype = next(model.denoiser.parameters()).dtype
