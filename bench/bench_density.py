@@ -6,9 +6,13 @@ Run: .venv/bin/python bench/bench_density.py [--model toy2d/ring] [--n 2000]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from explorer.geodesics import GenerativeGeodesics
 from explorer.models import load_model

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.func import jvp, vmap
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from explorer.descriptors import descriptor_maps, latent_plane, local_descriptors
 from explorer.models import load_model
