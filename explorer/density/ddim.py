@@ -62,6 +62,13 @@ class DDIMStepInverse:
         self.c1, self.c2 = step_coefficients(model.alphas_cumprod, t, s)
 
     def F_and_J(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(J_F(x), F(x)) with F(x) = c1 x + c2 ε_θ(x, t): by the denoiser's own ``eps_and_jacobian`` when it
+        has one (the built-in MLP), else by ``vmap`` over ``jvp``."""
+        den = self.model.denoiser
+        if hasattr(den, "eps_and_jacobian") and len(self.model.sample_shape) == 1:
+            eps, Je = den.eps_and_jacobian(x, self.t)
+            eye = torch.eye(x.shape[1], dtype=x.dtype)
+            return self.c1 * eye + self.c2 * Je, self.c1 * x + self.c2 * eps
         F, J = value_and_jacobian(self.forward_step, x)
         return J, F
 
