@@ -47,10 +47,10 @@ with st.expander("Points, graph and density", expanded=False):
         nq = st.number_input("Quadrature points per edge", 1, 16, **app_ui.bind("geo_nq", 3),
                              help="Gauss–Legendre nodes; small λ makes c rougher and needs more")
         app_ui.store("geo_nq", int(nq))
-        sources = ["kde", "model"] if app_compute.has_model_likelihood(model) else ["kde"]
+        sources = ["model", "kde"] if app_compute.has_model_likelihood(model) else ["kde"]
         source = st.selectbox("Density p", sources, key="geo_density",
-                              format_func={"kde": "Gaussian KDE of the training data (fast)",
-                                           "model": "model likelihood (exact DDIM; slow)"}.get)
+                              format_func={"kde": "Gaussian KDE of the training data (model-free baseline)",
+                                           "model": "model likelihood (exact density of the DDIM sampler)"}.get)
     with c4:
         upload = st.file_uploader("Bring your own data: a CSV of 2-D points", type=["csv", "txt"], key="geo_upload",
                                   help=f"two numeric columns, at most {app_state.MAX_UPLOAD_ROWS} rows; the "

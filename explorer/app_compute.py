@@ -105,7 +105,7 @@ def make_density(model, source: str = "kde", data: np.ndarray | None = None, nam
         if not has_model_likelihood(model):
             raise ValueError(f"model {model.name!r} has no likelihood (log_prob) yet; use the KDE density")
         ident = {"source": "model", "method": "discrete", "steps": model.default_steps}
-        dens = Density(lambda P: model.log_prob(P, method="discrete"), "model", 0.0, model.weights_hash, ident)
+        dens = Density(model.log_density("discrete"), "model", 0.0, model.weights_hash, ident)
         ref = getattr(model, "log_p_ref", None)
         if ref is None:
             data = model.training_data().reshape(-1, 2)

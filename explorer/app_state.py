@@ -255,7 +255,7 @@ def grid_cells(u: np.ndarray, v: np.ndarray, values: np.ndarray) -> dict:
 # ---------------------------------------------------------------------------- cost estimates
 #: Seconds per unit on a contended 2-core CPU, measured for the toy 2-D models (conservative): e.g. 128² cells of
 #: the 50-step sampler took 69 s; embeddings of 1,000 points over 5 λ values took 24 s.
-_COST = {"step_overhead": 0.3, "latent_step": 1.5e-4, "density_eval": 5.0e-6, "logprob_eval_step": 4.0e-4,
+_COST = {"step_overhead": 0.3, "latent_step": 1.5e-4, "density_eval": 5.0e-6, "logprob_eval_step": 1.0e-5,
          "dijkstra_pair": 1.0e-6, "umap_point": 1.5e-3}
 
 

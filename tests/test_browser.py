@@ -1,10 +1,12 @@
 """The app in a real browser: ``streamlit run app.py`` headless on a free localhost port, Debian's Chromium
 through Playwright. Visits every page, moves the λ slider on the Geodesics page and checks that the path moved,
-and saves screenshots to docs/screenshots/. Skipped without /usr/bin/chromium, except under CI=true."""
+and saves screenshots (to $EXPLORER_SCREENSHOTS, or a temporary folder). Skipped without /usr/bin/chromium,
+except under CI=true."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,7 +15,9 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
+# Screenshots go to $EXPLORER_SCREENSHOTS (e.g. docs/screenshots to refresh the README's), else to a
+# temporary folder, so a test run never dirties the work tree.
+SHOTS = Path(os.environ.get("EXPLORER_SCREENSHOTS") or tempfile.mkdtemp(prefix="explorer-shots-"))
 PAGES = {"local_geometry": "", "geodesics": "geodesics", "embedding": "embedding"}  # the default page is at /
 
 
