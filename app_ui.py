@@ -29,8 +29,8 @@ def get_density(spec: str, source: str):
 
 
 @st.cache_resource(show_spinner=False)
-def available_models() -> list[str]:
-    return app_compute.available_models()
+def available_models(extra: tuple[str, ...] = ()) -> list[str]:
+    return app_compute.available_models(extra)
 
 
 @st.cache_resource(show_spinner=False)
@@ -110,7 +110,11 @@ def sync_query(keys) -> None:
 def sidebar() -> str:
     """The shared sidebar: model, device, cache state; returns the model spec."""
     init_state()
-    models = available_models()
+    extra = [*app_compute.extra_model_paths(), *st.session_state.get("extra_models", [])]
+    wanted = st.session_state.get("model")
+    if isinstance(wanted, str) and wanted.endswith(".safetensors") and wanted not in extra:
+        extra.append(wanted)  # a shared link to a trained model file
+    models = available_models(tuple(extra))
     missing = [m for m in list_models() if m not in models]
     if not models:
         st.error("No built-in model loads here: " + "; ".join(
@@ -119,8 +123,20 @@ def sidebar() -> str:
     default = DEFAULT_MODEL if DEFAULT_MODEL in models else models[0]
     with st.sidebar:
         st.header("Model")
-        spec = st.selectbox("Built-in model", models, **bind("model", default, valid=lambda v: v in models),
-                            help="Small 2-D DDPMs shipped in assets/ (50-step deterministic DDIM sampler).")
+        spec = st.selectbox("Model", models, **bind("model", default, valid=lambda v: v in models),
+                            help="Small 2-D DDPMs shipped in assets/ (50-step deterministic DDIM sampler), and "
+                                 "models you trained with `python -m explorer train toy2d --csv FILE`.")
+        path = st.text_input("Add a trained model (.safetensors path)", key="extra_model_path",
+                             help="The file `python -m explorer train toy2d --csv FILE --out DIR` wrote "
+                                  "(DIR/toy2d/NAME.safetensors); also EXPLORER_MODELS=path1:path2.")
+        if path:
+            ok, why = app_compute.model_status(path.strip())
+            if ok and path.strip() not in models:
+                st.session_state.setdefault("extra_models", []).append(path.strip())
+                set_state("model", path.strip())
+                st.rerun()
+            elif not ok:
+                st.error(f"Cannot load {path}: {why}")
         if st.session_state.get("_model_prev") not in (None, spec):
             for k in MODEL_DEPENDENT:
                 st.session_state.pop(k, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -35,11 +36,18 @@ def model_status(spec: str) -> tuple[bool, str]:
     return True, ""
 
 
-def available_models() -> list[str]:
-    """The built-in models whose weights are present."""
+def available_models(extra=()) -> list[str]:
+    """The built-in models whose weights are present, then the ``extra`` model files that load
+    (paths of models trained by ``python -m explorer train toy2d --csv``)."""
     from explorer.models import list_models
 
-    return [s for s in list_models() if model_status(s)[0]]
+    return [s for s in [*list_models(), *dict.fromkeys(extra)] if model_status(s)[0]]
+
+
+def extra_model_paths(env: str | None = None) -> list[str]:
+    """Model files named in ``EXPLORER_MODELS`` (separated by the OS path separator)."""
+    value = os.environ.get("EXPLORER_MODELS", "") if env is None else env
+    return [p for p in value.split(os.pathsep) if p.strip()]
 
 
 def has_model_likelihood(model) -> bool:

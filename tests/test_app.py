@@ -407,3 +407,35 @@ def test_on_off_manifold_section_runs_and_shows_counts():
     titles = [s.get("layout", {}).get("title", {}).get("text", "") for s in chart_specs(at)]
     assert any("AUROC" in t for t in titles)
     assert any("Counts" in c.value for c in at.caption)
+
+
+@pytest.fixture(scope="module")
+def trained_csv_model(tmp_path_factory):
+    """A model trained (briefly) on a user's CSV by the CLI, as a user would."""
+    from explorer.cli import main
+    from explorer.models.datasets import sample_toy2d
+
+    folder = tmp_path_factory.mktemp("user-model")
+    data, _ = sample_toy2d("spiral", 300, seed=1)
+    csv = folder / "mydata.csv"
+    csv.write_text("x,y\n" + "\n".join(f"{a},{b}" for a, b in data))
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "50", "--out", str(folder)]) == 0
+    return str(folder / "toy2d" / "mydata.safetensors")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_model_trained_on_a_csv_runs_on_every_page(trained_csv_model, page):
+    at = run_page(PAGES[0])
+    at.sidebar.text_input(key="extra_model_path").input(trained_csv_model).run()
+    assert_clean(at)
+    assert at.session_state["model"] == trained_csv_model
+    if page != PAGES[0]:
+        at.switch_page(page).run()
+        assert_clean(at)
+    assert at.session_state["model"] == trained_csv_model and len(at.get("plotly_chart")) >= 3
+
+
+def test_extra_model_paths_from_the_environment():
+    assert app_compute.extra_model_paths(f"a.safetensors{os.pathsep}{os.pathsep}b.safetensors") == [
+        "a.safetensors", "b.safetensors"]
+    assert app_compute.available_models(("missing.safetensors",)) == app_compute.available_models()
