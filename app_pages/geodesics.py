@@ -157,7 +157,8 @@ def lambda_panel():
     with left:
         fig = go.Figure()
         fig.add_trace(go.Heatmap(x=grid["u"], y=grid["v"], z=grid["log_p"], colorscale="Greys", showscale=True,
-                                 reversescale=True, colorbar={"title": "log p", "len": 0.6, "x": 1.02},
+                                 **app_state.log_p_color_range(grid["log_p"]), reversescale=True,
+                                 colorbar={"title": "log p", "len": 0.6, "x": 1.02},
                                  hoverinfo="skip", opacity=0.6, name="log p"))
         fig.add_trace(points_trace())
         line = view["straight_points"]
@@ -252,7 +253,8 @@ if lams:
     i, j = st.session_state["geo_ends"]
     paths = app_compute.overlay_paths(state, lams, st.session_state.get("geo_p0", 1.0), i, j)
     fig = go.Figure(go.Heatmap(x=grid["u"], y=grid["v"], z=grid["log_p"], colorscale="Greys", reversescale=True,
-                               showscale=False, opacity=0.5, hoverinfo="skip"))
+                               **app_state.log_p_color_range(grid["log_p"]), showscale=False, opacity=0.5,
+                               hoverinfo="skip"))
     for p in paths:
         if p["points"] is not None:
             fig.add_trace(go.Scatter(x=p["points"][:, 0], y=p["points"][:, 1], mode="lines",

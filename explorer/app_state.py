@@ -375,3 +375,13 @@ def _is_number(x) -> bool:
         return math.isfinite(float(x)) or True
     except (TypeError, ValueError):
         return False
+
+
+def log_p_color_range(log_p: np.ndarray, span: float = 25.0) -> dict:
+    """Heatmap ``zmin``/``zmax`` for a log p map: the top ``span`` nats below its maximum. A model's exact
+    density falls to log p ≈ −1e5 far from the data, which would otherwise wash the data region out."""
+    finite = np.asarray(log_p, np.float64)[np.isfinite(log_p)]
+    if not len(finite):
+        return {}
+    top = float(finite.max())
+    return {"zmin": max(float(finite.min()), top - span), "zmax": top}

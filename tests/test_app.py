@@ -439,3 +439,10 @@ def test_extra_model_paths_from_the_environment():
     assert app_compute.extra_model_paths(f"a.safetensors{os.pathsep}{os.pathsep}b.safetensors") == [
         "a.safetensors", "b.safetensors"]
     assert app_compute.available_models(("missing.safetensors",)) == app_compute.available_models()
+
+
+def test_log_p_color_range_keeps_the_top_of_the_density():
+    z = np.array([[-2e5, -3.0], [0.5, np.nan], [-np.inf, -10.0]])
+    assert app_state.log_p_color_range(z) == {"zmin": 0.5 - 25.0, "zmax": 0.5}
+    assert app_state.log_p_color_range(np.array([-1.0, -2.0])) == {"zmin": -2.0, "zmax": -1.0}
+    assert app_state.log_p_color_range(np.array([np.nan])) == {}
