@@ -64,4 +64,3 @@ class MLPDenoiser(nn.Module):
                     h.shape[0], -1, module.weight.shape[0])
                 h = module(h)
         return h, tan.transpose(1, 2)
-
