@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.models import ASSETS, BUILTIN_MODELS, load_model
+from explorer.models import ASSETS, TOY2D_MODELS, load_model
 from explorer.models.datasets import RING_MODES, ring_mode_of, sample_toy2d
 from explorer.models.ddim import step_chain
 from explorer.models.quality import sliced_wasserstein
@@ -21,7 +21,7 @@ def test_unknown_spec_lists_valid_ones():
 
 
 def test_json_records_conventions_and_quality():
-    for spec in BUILTIN_MODELS:
+    for spec in TOY2D_MODELS:
         record = json.loads((ASSETS / f"{spec}.json").read_text())
         conv = record["scheduler_conventions"]
         assert conv["clip_sample"] is False and conv["timestep_spacing"] == "trailing"
@@ -75,7 +75,7 @@ def test_from_t_is_the_trailing_part_of_the_schedule(ring):
         torch.testing.assert_close(ring.generator("from_t", 50, t=999)(z), ring.generator("sampler", 50)(z))
 
 
-@pytest.mark.parametrize("spec", BUILTIN_MODELS)
+@pytest.mark.parametrize("spec", TOY2D_MODELS)
 def test_quality_gate(spec):
     model = load_model(spec)
     dataset = spec.split("/")[1]

@@ -7,7 +7,9 @@ from pathlib import Path
 from explorer.models.diffusion import DiffusionModel
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-BUILTIN_MODELS = ("toy2d/ring", "toy2d/moons", "toy2d/circles", "toy2d/spiral")
+TOY2D_MODELS = ("toy2d/ring", "toy2d/moons", "toy2d/circles", "toy2d/spiral")
+DIGITS_MODELS = ("digits/full", "digits/memorized")
+BUILTIN_MODELS = TOY2D_MODELS + DIGITS_MODELS
 DEFAULT_MODEL = "toy2d/ring"
 
 _loaded: dict[str, DiffusionModel] = {}
@@ -19,18 +21,18 @@ def list_models() -> list[str]:
 
 
 def load_model(spec: str = DEFAULT_MODEL, cache: bool = True) -> DiffusionModel:
-    """The model named ``spec``: a built-in one (e.g. ``toy2d/ring``, from the shipped weights in
-    assets/) or the path of a model that ``python -m explorer train toy2d --csv`` wrote
+    """The model named ``spec``: a built-in one (e.g. ``toy2d/ring`` or ``digits/full``, from the shipped
+    weights in assets/) or the path of a model that ``python -m explorer train toy2d --csv`` wrote
     (``DIR/toy2d/NAME.safetensors`` with its ``.json``)."""
     spec = str(spec)
     if cache and spec in _loaded:
         return _loaded[spec]
-    from explorer.models.toy2d import load_toy2d
+    from explorer.models.weights import load_ddpm
 
     if spec in BUILTIN_MODELS:
-        model = load_toy2d(ASSETS / spec, spec)
+        model = load_ddpm(ASSETS / spec, spec)
     elif spec.endswith((".safetensors", ".json")) and Path(spec).with_suffix(".json").exists():
-        model = load_toy2d(Path(spec).with_suffix(""), spec)
+        model = load_ddpm(Path(spec).with_suffix(""), spec)
     else:
         raise ValueError(f"unknown model {spec!r}; valid: {', '.join(BUILTIN_MODELS)}, or the path of a "
                          "trained model's .safetensors file")
@@ -39,4 +41,5 @@ def load_model(spec: str = DEFAULT_MODEL, cache: bool = True) -> DiffusionModel:
     return model
 
 
-__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "DiffusionModel", "list_models", "load_model"]
+__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "DIGITS_MODELS", "TOY2D_MODELS", "DiffusionModel", "list_models",
+           "load_model"]

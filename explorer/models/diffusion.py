@@ -45,6 +45,12 @@ class DiffusionModel:
         return self.sample_shape
 
     @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(height, width) when a sample is a flattened grey-scale image (pages then draw images), else None."""
+        shape = self.meta.get("image_shape")
+        return None if shape is None else (int(shape[0]), int(shape[1]))
+
+    @property
     def num_train_timesteps(self) -> int:
         return int(self.schedule["num_train_timesteps"])
 
@@ -99,12 +105,25 @@ class DiffusionModel:
             return ode_log_prob(self, x, **kwargs)
         raise ValueError(f"unknown likelihood method {method!r}; valid: discrete, ode")
 
-    def log_density(self, method: str = "discrete", **kwargs):
-        """log p as a plain callable from an (M, D) array to (M,) float64, for explorer.geodesics.
+    @property
+    def default_likelihood(self) -> dict:
+        """The likelihood the pages and CLI use for this model: ``log_prob`` keyword arguments from the
+        record's ``likelihood`` entry; ``{"method": "discrete"}`` when it has none (the 2-D models). Image
+        models use the ODE with Hutchinson probes: their sampler's exact inversion does not converge on
+        real images (the last DDIM step contracts by e^−50 or more; see explorer.density.ddim)."""
+        return dict(self.meta.get("likelihood") or {"method": "discrete"})
+
+    def log_density(self, method: str | None = None, **kwargs):
+        """log p as a plain callable from an (M, D) array to (M,) float64, for explorer.geodesics
+        (``method`` None: ``default_likelihood``).
 
         Points where ``log_prob`` is undefined (a DDIM inversion that did not converge: NaN, with a
         warning) count as density 0 (log p = −inf), the most expensive the metric allows.
         """
+        if method is None:
+            kwargs = {**self.default_likelihood, **kwargs}
+            method = kwargs.pop("method")
+
         def log_density(x):
             logp = self.log_prob(x, method=method, **kwargs)
             return np.where(np.isnan(logp), -np.inf, logp)

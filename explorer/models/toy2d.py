@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -10,69 +9,22 @@ import numpy as np
 import torch
 
 from explorer.models.datasets import sample_toy2d
-from explorer.models.ddim import SCHEDULER_CONVENTIONS, make_scheduler
-from explorer.models.denoisers import MLPDenoiser
 from explorer.models.diffusion import DiffusionModel
 from explorer.models.quality import sliced_wasserstein
-from explorer.models.weights import load_model_files, save_model_files
+from explorer.models.training import train_ddpm
+from explorer.models.weights import save_model_files
 
-DEFAULT_SCHEDULE = {
-    "num_train_timesteps": 1000,
-    "beta_schedule": "linear",
-    "beta_start": 1e-4,
-    "beta_end": 0.02,
-}
 DEFAULT_TRAIN = {"n_data": 8000, "iterations": 15000, "batch_size": 1024, "lr": 2e-3, "seed": 0, "ema": 0.999}
 DEFAULT_NET = {"dim": 2, "hidden": 128, "depth": 3, "time_dim": 32}
 DEFAULT_STEPS = 50
 
 
 def train_toy2d(data: np.ndarray, labels: np.ndarray | None = None, *, name: str = "toy2d/custom",
-                iterations: int = DEFAULT_TRAIN["iterations"], batch_size: int = DEFAULT_TRAIN["batch_size"],
-                lr: float = DEFAULT_TRAIN["lr"], seed: int = 0, ema: float = DEFAULT_TRAIN["ema"],
-                net: dict | None = None, schedule: dict | None = None, progress=None) -> DiffusionModel:
-    """Train ε_θ by the DDPM loss E‖ε − ε_θ(sqrt(ᾱ_t) x_0 + sqrt(1−ᾱ_t) ε, t)‖², reproducibly from ``seed``.
-
-    Adam with a cosine learning-rate decay; t uniform in [0, T); the returned weights are an
-    exponential moving average (decay ``ema``; 0 turns it off). ``progress(i, total, loss)`` is called
-    every 500 iterations.
-    """
-    net, schedule = {**DEFAULT_NET, **(net or {})}, {**DEFAULT_SCHEDULE, **(schedule or {})}
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim != 2 or data.shape[1] != net["dim"] or not np.isfinite(data).all():
-        raise ValueError(f"data must be a finite (N, {net['dim']}) array, got shape {data.shape}")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = MLPDenoiser(**net)
-    averaged = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    alphas = make_scheduler(schedule).alphas_cumprod.float()
-    x_all = torch.from_numpy(data)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / iterations)))
-    T = schedule["num_train_timesteps"]
-    model.train()
-    for i in range(iterations):
-        idx = torch.randint(0, len(x_all), (batch_size,), generator=gen)
-        t = torch.randint(0, T, (batch_size,), generator=gen)
-        eps = torch.randn((batch_size, net["dim"]), generator=gen)
-        a = alphas[t][:, None]
-        xt = a.sqrt() * x_all[idx] + (1 - a).sqrt() * eps
-        loss = ((model(xt, t) - eps) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            decay = min(ema, (1 + i) / (10 + i))
-            for k, v in model.state_dict().items():
-                averaged[k].mul_(decay).add_(v, alpha=1 - decay)
-        if progress and (i % 500 == 0 or i == iterations - 1):
-            progress(i + 1, iterations, float(loss.detach()))
-    if ema:
-        model.load_state_dict(averaged)
-    meta = {"net": net, "schedule": schedule, "scheduler_conventions": SCHEDULER_CONVENTIONS,
-            "train": {"iterations": iterations, "batch_size": batch_size, "lr": lr, "seed": seed, "ema": ema}}
-    return DiffusionModel(name, model, schedule, (net["dim"],), data, labels, meta, DEFAULT_STEPS)
+                net: dict | None = None, **kwargs) -> DiffusionModel:
+    """``train_ddpm`` with the 2-D defaults (DEFAULT_NET, DEFAULT_TRAIN, DEFAULT_STEPS sampler steps)."""
+    kwargs = {k: DEFAULT_TRAIN[k] for k in ("iterations", "batch_size", "lr", "ema")} | kwargs
+    return train_ddpm(data, labels, name=name, net={**DEFAULT_NET, **(net or {})}, default_steps=DEFAULT_STEPS,
+                      **kwargs)
 
 
 def quality_report(model: DiffusionModel, reference: np.ndarray, draw_fresh, n: int = 2000, repeats: int = 20,
@@ -99,10 +51,10 @@ def builtin_quality(model: DiffusionModel, dataset: str, seed: int = 12345) -> d
 
 
 def reference_log_density(model: DiffusionModel, n: int = 1000) -> float:
-    """log p_ref: the median ``discrete`` log density of (up to ``n`` evenly spaced) training points,
-    the fixed unit of ``relative`` λ and p0 in the geodesics (DESIGN.md §3)."""
+    """log p_ref: the median log density (the model's ``default_likelihood``) of (up to ``n`` evenly spaced)
+    training points, the fixed unit of ``relative`` λ and p0 in the geodesics (DESIGN.md §3)."""
     data = model.training_data()
-    logp = model.log_prob(data[:: max(1, len(data) // n)][:n])
+    logp = model.log_prob(data[:: max(1, len(data) // n)][:n], **model.default_likelihood)
     return float(np.nanmedian(logp))
 
 
@@ -124,17 +76,6 @@ def train_builtin(dataset: str, out_dir: Path, seed: int = 0, iterations: int | 
     tensors["data"] = torch.from_numpy(data)
     tensors["labels"] = torch.from_numpy(labels)
     return save_model_files(Path(out_dir) / "toy2d" / dataset, tensors, record)
-
-
-def load_toy2d(stem: Path, name: str) -> DiffusionModel:
-    """Load a model written by ``train_builtin`` (or ``train --csv``) from ``stem``.{safetensors,json}."""
-    tensors, record = load_model_files(stem)
-    denoiser = MLPDenoiser(**record["net"])
-    denoiser.load_state_dict({k[len("denoiser."):]: v for k, v in tensors.items() if k.startswith("denoiser.")})
-    labels = tensors.get("labels")
-    return DiffusionModel(name, denoiser, record["schedule"], (record["net"]["dim"],), tensors["data"].numpy(),
-                          None if labels is None else labels.numpy(), record,
-                          record.get("default_steps", DEFAULT_STEPS))
 
 
 def read_points_csv(path: Path, max_points: int = 100_000) -> np.ndarray:

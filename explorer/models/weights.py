@@ -9,6 +9,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from explorer.models.denoisers import MLPDenoiser
+from explorer.models.diffusion import DiffusionModel
+
 
 def file_hash(path: Path) -> str:
     """First 16 hex digits of the SHA-256 of a file: the cache key of a model's weights."""
@@ -35,3 +38,18 @@ def load_model_files(stem: Path) -> tuple[dict[str, torch.Tensor], dict]:
     record = json.loads(js.read_text())
     record["weights_hash"] = file_hash(st)
     return load_file(str(st)), record
+
+
+def load_ddpm(stem: Path, name: str) -> DiffusionModel:
+    """A DDPM written by a family's ``train_builtin`` (or ``train toy2d --csv``) from ``stem``.{safetensors,json}.
+
+    The record names the denoiser (``net``), the schedule, the sample shape (``sample_shape``, default
+    (net.dim,)) and the sampler's default steps; tensors ``denoiser.*``, ``data`` and optional ``labels``.
+    """
+    tensors, record = load_model_files(stem)
+    denoiser = MLPDenoiser(**record["net"])
+    denoiser.load_state_dict({k[len("denoiser."):]: v for k, v in tensors.items() if k.startswith("denoiser.")})
+    labels = tensors.get("labels")
+    shape = tuple(record.get("sample_shape", [record["net"]["dim"]]))
+    return DiffusionModel(name, denoiser, record["schedule"], shape, tensors["data"].numpy(),
+                          None if labels is None else labels.numpy(), record, record.get("default_steps", 50))
