@@ -62,8 +62,12 @@ def load_points_and_density(args) -> PointsAndDensity:
         if not hasattr(model, "log_prob"):
             raise ValueError(f"model {args.model!r} has no log_prob yet; use --density kde")
 
+        from explorer.density.ddim import discrete_log_density_torch
+
         def log_density(P):
             return model.log_prob(P, method="discrete")
+
+        log_density.torch = discrete_log_density_torch(model)  # for refine_path: exact a.e. gradient
 
         if getattr(model, "log_p_ref", None) is not None:
             log_p_ref = float(model.log_p_ref)
@@ -76,4 +80,5 @@ def load_points_and_density(args) -> PointsAndDensity:
             print(f"note: model has no stored log_p_ref; using {info['log_p_ref_source']}: {log_p_ref:.4g}",
                   file=sys.stderr)
     info["log_p_ref"] = log_p_ref
+    info["image_shape"] = getattr(model, "image_shape", None)
     return PointsAndDensity(X, labels, log_density, log_p_ref, info)

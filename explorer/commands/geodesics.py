@@ -21,12 +21,13 @@ def add_arguments(p) -> None:
     add_density_arguments(p)
     p.add_argument("--source", type=int, default=0, help="index of the start point (default 0)")
     p.add_argument("--target", type=int, default=1, help="index of the end point (default 1)")
-    p.add_argument("--background", type=int, default=500,
+    p.add_argument("--background", type=int, default=None,
                    help="uniform background points over the bounding box, appended after the data, so that a "
-                        "geodesic can cross empty regions (default 500; 0: data only)")
+                        "geodesic can cross empty regions (default 500 for 2-D models; 0 for image models, where "
+                        "a uniform point in the pixel box has density ≈ 0; 0: data only)")
     p.add_argument("--refine", type=int, default=0,
-                   help="refine the path into a polyline of this many points by L-BFGS (needs a torch density; "
-                        "the KDE has one; default 0: off)")
+                   help="refine the path into a polyline of this many points by L-BFGS, with gradients of the "
+                        "model's log p (exact almost everywhere) or of the KDE (default 0: off)")
     p.add_argument("--out", type=Path, required=True, help="output .npz file (a .json of parameters beside it)")
 
 
@@ -35,6 +36,8 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     pd = load_points_and_density(args)
+    if args.background is None:
+        args.background = 0 if pd.info.get("image_shape") else 500
     X, is_bg = add_background_points(pd.X, args.background, seed=args.seed)
     for name in ("source", "target"):
         if not 0 <= getattr(args, name) < len(X):
@@ -58,7 +61,7 @@ def run(args) -> int:
             summary.update(cmp)
             if args.refine:
                 if not hasattr(pd.log_density, "torch"):
-                    raise ValueError("--refine needs a torch-differentiable density; use --density kde")
+                    raise ValueError("--refine needs a torch-differentiable density")
                 r = refine_path(X[path], pd.log_density.torch, lam=args.lam, p0=args.p0, n_quad=args.n_quad,
                                 log_p_ref=g.log_p_ref_, n_points=args.refine)
                 refined = r.points

@@ -239,3 +239,59 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
     logp = torch.cat([o[0] for o in outs]).numpy()
     std = torch.cat([o[1] for o in outs]).numpy()
     return (logp, std) if return_std else logp
+
+
+def sampler_jacobian(model, z: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    """J_G(z) = Π_steps J_step (M, D, D) of the S-step DDIM sampler at latents z (M, D), by the chain rule
+    over the step Jacobians c1 I + c2 ∂ε_θ/∂x_t (the MLP's fast path, else forward-mode AD)."""
+    steps = model.default_steps if steps is None else int(steps)
+    x = z.reshape(len(z), -1)
+    J = torch.eye(x.shape[1], dtype=x.dtype).expand(len(x), -1, -1)
+    with torch.no_grad():
+        for t, s in step_chain(model.scheduler, steps):
+            Js, x = DDIMStepInverse(model, t, s, tol=0.0).F_and_J(x)
+            J = Js @ J
+    return J
+
+
+class _DiscreteLogProb(torch.autograd.Function):
+    """log p(x) of the DDIM sampler with its gradient ∇_x log p = −J_G(z)^{-T} z, z = G^{-1}(x).
+
+    With a ReLU ε_θ the sampler G is CPWL, so ψ(z) = log|det J_G(z)| is piecewise constant and, almost
+    everywhere, ∇_x log p(x) = ∇_x log N(G^{-1}(x)) = J_G^{-T} ∇_z log N(z) = −J_G^{-T} z.
+    """
+
+    @staticmethod
+    def forward(ctx, x, model, steps):
+        logp, z, _, _ = discrete_log_prob(model, x.detach(), steps=steps, dtype=torch.float64, return_details=True)
+        ctx.save_for_backward(torch.as_tensor(z).reshape(len(x), -1).to(torch.float64))
+        ctx.model, ctx.steps = model, steps
+        return torch.as_tensor(logp, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (z,) = ctx.saved_tensors
+        den_dtype = next(ctx.model.denoiser.parameters()).dtype
+        ctx.model.denoiser.to(torch.float64)
+        try:
+            J = sampler_jacobian(ctx.model, z, ctx.steps)
+        finally:
+            ctx.model.denoiser.to(den_dtype)
+        grad = torch.linalg.solve(J.transpose(1, 2), -z.unsqueeze(-1)).squeeze(-1)
+        grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        return grad * grad_out.unsqueeze(-1), None, None
+
+
+def discrete_log_density_torch(model, steps: int | None = None):
+    """The ``discrete`` log p as a torch-differentiable map (M, D) float64 → (M,), for ``refine_path``:
+    values from the exact Newton inversion (float64), gradients −J_G^{-T} z (see ``_DiscreteLogProb``).
+    Undefined points (inversion not converged) give −inf and a zero gradient."""
+    steps = model.default_steps if steps is None else int(steps)
+
+    def log_density(x: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = _DiscreteLogProb.apply(x, model, steps)
+        return torch.where(torch.isnan(out), torch.full_like(out, -math.inf), out)
+
+    return log_density

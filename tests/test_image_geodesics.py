@@ -1,0 +1,117 @@
+"""Geodesics on image models: slerp, the score-differentiable density, the three-path comparison, image strips.
+
+Oracle: a DDPM whose denoiser is the exact ε-predictor of Gaussian data N(0, s²I), ε*(x_t, t) =
+sqrt(1 − ᾱ_t) x_t / (ᾱ_t s² + 1 − ᾱ_t) (the skip of MLPDenoiser with every weight zero): its score, its
+likelihood and its straight-line limit are known in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.density.score import model_score, score_log_density_torch, score_timestep
+from explorer.geodesics import discrete_length
+from explorer.geodesics.three_paths import compare_paths, latent_slerp_path, slerp
+from explorer.images import image_strip
+from explorer.models.denoisers import MLPDenoiser
+from explorer.models.diffusion import DiffusionModel
+from explorer.models.training import DEFAULT_SCHEDULE
+
+S = 0.8  # the oracle data's standard deviation
+D = 16
+
+
+def gaussian_model(d: int = D, s: float = S) -> DiffusionModel:
+    den = MLPDenoiser(dim=d, hidden=4, depth=1, time_dim=4, skip_timesteps=1000)
+    for p in den.parameters():
+        torch.nn.init.zeros_(p)
+    model = DiffusionModel("gauss", den, DEFAULT_SCHEDULE, (d,), np.zeros((2, d), np.float32),
+                           meta={"image_shape": [4, d // 4]}, default_steps=20)
+    den.set_skip(model.alphas_cumprod, s)
+    return model
+
+
+def log_gauss(x, var):
+    x = np.asarray(x, dtype=np.float64)
+    return -0.5 * (x ** 2).sum(1) / var - 0.5 * x.shape[1] * math.log(2 * math.pi * var)
+
+
+def test_slerp_is_the_great_circle():
+    a, b = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    P = slerp(a, b, 5)
+    np.testing.assert_allclose(P[[0, -1]], [a, b], atol=1e-12)
+    angles = np.arctan2(P[:, 1], P[:, 0])
+    np.testing.assert_allclose(np.diff(angles), np.pi / 8, atol=1e-12)  # even in angle
+    np.testing.assert_allclose(np.linalg.norm(P, axis=1), 1.0, atol=1e-12)  # on the sphere
+    np.testing.assert_allclose(slerp(a, 3 * a, 3)[1], 2 * a, atol=1e-12)  # parallel: linear
+    with pytest.raises(ValueError):
+        slerp(a, b[:2], 3)
+
+
+def test_score_is_the_smoothed_gaussian_score():
+    model = gaussian_model()
+    t = score_timestep(model, 0.1)
+    a = float(model.alphas_cumprod.double()[t])
+    sigma2 = (1 - a) / a
+    a_prev = float(model.alphas_cumprod.double()[t - 1])
+    assert sigma2 >= 0.01 and (1 - a_prev) / a_prev < 0.01
+    x = torch.randn(5, D, dtype=torch.float64)
+    torch.testing.assert_close(model_score(model, x, t), -x / (S ** 2 + sigma2))
+    # the autograd path: values from the density, gradients from the score
+    fn = score_log_density_torch(model, lambda P: log_gauss(P, S ** 2))
+    xr = x.clone().requires_grad_(True)
+    out = fn(xr)
+    np.testing.assert_allclose(out.detach().numpy(), log_gauss(x.numpy(), S ** 2))
+    out.sum().backward()
+    torch.testing.assert_close(xr.grad, -x / (S ** 2 + sigma2))
+
+
+def test_ode_likelihood_of_the_gaussian_model():  # the image models' likelihood against the closed form
+    model = gaussian_model()
+    x = np.random.default_rng(0).normal(0, S, (64, D))
+    exact = model.log_prob(x, method="ode", n_steps=50, exact_max_dim=D, dtype=torch.float64)
+    np.testing.assert_allclose(exact, log_gauss(x, S ** 2), atol=0.05)
+    # the Jacobian is a multiple of I, so Rademacher probes give the exact trace: no variance, same value
+    hutch, std = model.log_prob(x, method="ode", n_steps=50, n_probes=2, dtype=torch.float64, return_std=True)
+    np.testing.assert_allclose(hutch, exact, atol=1e-9)
+    assert np.all(std == 0)
+
+
+def test_latent_slerp_path_ends_at_the_endpoints():
+    model = gaussian_model()
+    x = model.sample(2, seed=3).astype(np.float64)
+    P = latent_slerp_path(model, x[0], x[1], n=5)
+    np.testing.assert_allclose(P[[0, -1]], x, atol=1e-5)
+
+
+def test_three_paths_large_lambda_is_straight_and_small_lambda_bends_to_the_data():
+    model = gaussian_model()
+    a, b = np.zeros(D), np.zeros(D)
+    a[0], b[1] = 2.5, 2.5
+    graph = np.stack([a, 0.5 * (a + b) + 0.3, b])  # a kinked graph path
+    dens = lambda P: log_gauss(P, S ** 2)  # noqa: E731
+    torch_dens = score_log_density_torch(model, dens, sigma=1e-3)
+    far = compare_paths(model, graph, dens, torch_dens, lam=1e8, n_points=6, max_iter=50)
+    eu = float(np.linalg.norm(a - b))
+    assert far["geodesic"]["metric_length"] == pytest.approx(eu, rel=1e-3)  # λ → ∞: the Euclidean segment
+    assert far["straight"]["metric_length"] == pytest.approx(eu, rel=1e-6)
+    near = compare_paths(model, graph, dens, torch_dens, lam=1e-12, n_points=6, max_iter=50)
+    geo, line = near["geodesic"]["points"], near["straight"]["points"]
+    assert np.linalg.norm(geo[len(geo) // 2]) < np.linalg.norm(line[len(line) // 2]) - 0.1  # towards the mode
+    L = lambda P: discrete_length(P, dens, lam=1e-12)  # noqa: E731
+    assert L(geo) < L(line)
+
+
+def test_image_strip_layout():
+    x = np.stack([np.full(4, -1.0), np.full(4, 1.0), np.array([-1.0, 1.0, 0.0, 3.0])])
+    out = image_strip(x, (2, 2), scale=3, gap=1)
+    assert out.shape == (6, 3 * 6 + 2) and out.dtype == np.uint8
+    assert out[:, :6].max() == 0 and out[:, 7:13].min() == 255 and out[0, 6] == 255  # black, gap, white
+    np.testing.assert_array_equal(out[:3, 14:17], 0)  # top-left pixel of the third image, upscaled
+    assert out[3, 17] == 255 and out[3, 14] == 128  # 3.0 clips to white, 0.0 is mid-grey
+    grid = image_strip(x, (2, 2), scale=1, gap=0, columns=2)
+    assert grid.shape == (4, 4)
