@@ -13,6 +13,7 @@ COMMANDS = {
     "geodesics": ("explorer.commands.geodesics", "generative geodesics, distances and affinities"),
     "convergence": ("explorer.commands.convergence", "graph-distance convergence study (paper 2, Fig. 4)"),
     "cluster": ("explorer.commands.cluster", "spectral clustering with geodesic vs baseline affinities"),
+    "memorization": ("explorer.commands.memorization", "memorized vs novel samples and each descriptor's AUROC"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,8 +26,9 @@ def add_density_arguments(p) -> None:
     p.add_argument("--model", default="toy2d/ring", help="built-in model (default toy2d/ring)")
     p.add_argument("--n", type=int, default=2000, help="training points to use, a seeded subset (default 2000)")
     p.add_argument("--density", choices=["model", "kde"], default="model",
-                   help="log p from the model's likelihood (log_prob, method 'discrete') or a Gaussian KDE of "
-                        "the training data (default model)")
+                   help="log p from the model's likelihood (its default_likelihood: 'discrete' for 2-D models, "
+                        "the ODE with Hutchinson probes for image models) or a Gaussian KDE of the training data "
+                        "(default model)")
     p.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth (default: Scott's rule)")
     p.add_argument("--lam", type=float, default=1.0, help="λ > 0 (default 1.0)")
     p.add_argument("--p0", type=float, default=1.0, help="p0 > 0 (default 1.0)")
@@ -62,12 +64,30 @@ def load_points_and_density(args) -> PointsAndDensity:
         if not hasattr(model, "log_prob"):
             raise ValueError(f"model {args.model!r} has no log_prob yet; use --density kde")
 
-        from explorer.density.ddim import discrete_log_density_torch
+        likelihood = model.default_likelihood
+        info["likelihood"] = likelihood
 
-        def log_density(P):
-            return model.log_prob(P, method="discrete")
+        def log_density(P, chunk: int = 1024):
+            P = np.asarray(P)
+            if len(P) <= chunk:
+                return model.log_prob(P, **likelihood)
+            out, start = [], time.perf_counter()
+            for i in range(0, len(P), chunk):
+                out.append(model.log_prob(P[i:i + chunk], **likelihood))
+                done = min(i + chunk, len(P))
+                rate = done / max(time.perf_counter() - start, 1e-9)
+                print(f"\r  log p: {done}/{len(P)} points ({rate:.0f}/s, about {(len(P) - done) / rate:.0f} s left)",
+                      end="\n" if done == len(P) else "", file=sys.stderr, flush=True)
+            return np.concatenate(out)
 
-        log_density.torch = discrete_log_density_torch(model)  # for refine_path: exact a.e. gradient
+        if likelihood["method"] == "discrete":  # refine_path: the exact a.e. gradient −J⁻ᵀz
+            from explorer.density.ddim import discrete_log_density_torch
+
+            log_density.torch = discrete_log_density_torch(model)
+        else:  # the ODE estimate has no cheap gradient: the model's score at σ ≈ 0.1
+            from explorer.density.score import score_log_density_torch
+
+            log_density.torch = score_log_density_torch(model, log_density)
 
         if getattr(model, "log_p_ref", None) is not None:
             log_p_ref = float(model.log_p_ref)

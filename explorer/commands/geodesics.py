@@ -1,7 +1,8 @@
 """Generative geodesics on a model's training data: path, distances, affinities and components.
 
-Writes OUT (.npz) and OUT with suffix .json (every parameter and a summary). Example:
+Writes OUT (.npz) and OUT with suffix .json (every parameter and a summary). Examples:
   python -m explorer geodesics --model toy2d/ring --n 2000 --lam 0.05 --source 0 --target 1 --out ring.npz
+  python -m explorer geodesics --model digits/full --n 1000 --k 10 --compare 10 --out digits.npz
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--refine", type=int, default=0,
                    help="refine the path into a polyline of this many points by L-BFGS, with gradients of the "
                         "model's log p (exact almost everywhere) or of the KDE (default 0: off)")
+    p.add_argument("--compare", type=int, default=0,
+                   help="also write the refined geodesic, the straight line and the latent slerp between source and "
+                        "target, each this many points, with log p along each (default 0: off)")
     p.add_argument("--out", type=Path, required=True, help="output .npz file (a .json of parameters beside it)")
 
 
@@ -55,6 +59,8 @@ def run(args) -> int:
                    "lam_quantile": g.lam_quantile_, "connected": connected}
         path = np.empty(0, dtype=np.int64)
         refined = np.empty((0, X.shape[1]))
+        extra: dict[str, np.ndarray] = {}
+        summary["fit_seconds"] = round(time.perf_counter() - t0, 2)
         if connected:
             cmp = g.compare_with_straight(s, t)
             path = cmp.pop("path")
@@ -66,6 +72,16 @@ def run(args) -> int:
                                 log_p_ref=g.log_p_ref_, n_points=args.refine)
                 refined = r.points
                 summary.update(refined_length_before=r.length_before, refined_length_after=r.length_after)
+            if args.compare:
+                from explorer.geodesics.three_paths import compare_paths
+                from explorer.models import load_model
+
+                three = compare_paths(load_model(args.model), X[path], pd.log_density,
+                                      getattr(pd.log_density, "torch", None), lam=args.lam, p0=args.p0,
+                                      log_p_ref=g.log_p_ref_, n_points=args.compare, n_quad=args.n_quad)
+                for name, r in three.items():
+                    extra[f"{name}_points"], extra[f"{name}_log_p"] = r["points"], r["log_p"]
+                    summary[f"{name}_metric_length"] = r["metric_length"]
     summary["warnings"] = [str(w.message) for w in caught]
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -75,7 +91,7 @@ def run(args) -> int:
     np.savez(out, X=X, is_background=is_bg, path=path, path_points=X[path], refined_path=refined,
              distances=dist, graph_distances=g.graph_distances(s), euclidean_distances=g.euclidean_distances(s),
              affinity=g.affinity(s), components=g.labels_, component_sizes=np.bincount(g.labels_),
-             log_p=g.log_p_nodes_[g.node_of_], source=s, target=t)
+             log_p=g.log_p_nodes_[g.node_of_], source=s, target=t, **extra)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     record = {"command": "geodesics", "parameters": params, "density": pd.info, "summary": summary}
