@@ -17,6 +17,7 @@ PAGES = [
     st.Page("app_pages/local_geometry.py", title="Local geometry", url_path="local_geometry", default=True),
     st.Page("app_pages/geodesics.py", title="Geodesics", url_path="geodesics"),
     st.Page("app_pages/embedding.py", title="Embedding & clusters", url_path="embedding"),
+    st.Page("app_pages/memorization.py", title="Memorization", url_path="memorization"),
 ]
 
 page = st.navigation(PAGES)

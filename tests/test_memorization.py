@@ -195,7 +195,8 @@ def test_memorization_report_on_ring(ring):
     np.testing.assert_allclose(no_lp.table["psi"], rep.table["psi"][:8], atol=1e-4)  # rows do not depend on n
 
 
-def test_cli_writes_table_auroc_and_json(tmp_path, capsys):
+def test_cli_writes_table_auroc_and_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))  # the CLI fills the app's disk cache
     rc = main(["memorization", "--model", "toy2d/ring", "--n", "24", "--steps", "5", "--seed", "3",
                "--batch-size", "10", "--out", str(tmp_path / "run.csv")])
     assert rc == 0
@@ -209,6 +210,11 @@ def test_cli_writes_table_auroc_and_json(tmp_path, capsys):
     assert record["counts"]["memorized"] == int(table["memorized"].sum())
     out = capsys.readouterr().out
     assert f"memorized: {record['counts']['memorized']} / 24" in out and "d_nearest" in out
+    assert record["cache_hit"] is False  # the run filled the app's cache: a repeat is a hit with the same table
+    assert main(["memorization", "--model", "toy2d/ring", "--n", "24", "--steps", "5", "--seed", "3",
+                 "--batch-size", "10", "--out", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["cache_hit"] is True
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"), table)
 
     assert main(["memorization", "--model", "toy2d/ring", "--n", "4", "--steps", "3", "--no-likelihood",
                  "--out", str(tmp_path / "bare")]) == 0

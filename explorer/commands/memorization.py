@@ -46,7 +46,7 @@ def output_paths(out) -> dict[str, Path]:
 def run(args) -> int:
     import pandas as pd
 
-    from explorer.memorization import memorization_report
+    from explorer.app_memorization import report_cached
     from explorer.models import load_model
 
     start = time.perf_counter()
@@ -55,16 +55,18 @@ def run(args) -> int:
     def progress(fraction: float, message: str) -> None:
         print(f"\r  {fraction:6.1%}  {message:<60}", end="", file=sys.stderr, flush=True)
 
-    report = memorization_report(model, n=args.n, seed=args.seed, steps=args.steps, n_directions=args.n_directions,
-                                 radius=args.radius, batch_size=args.batch_size, likelihood=not args.no_likelihood,
-                                 threshold=args.threshold, duplicate_tol=args.duplicate_tol, progress=progress)
+    # through the app's disk cache: the Memorization page then opens this run instantly (and a repeat is a hit)
+    report, cache_record = report_cached(model, args.n, args.seed, args.steps, args.threshold, progress,
+                                         likelihood=not args.no_likelihood, n_boot=1000,
+                                         n_directions=args.n_directions, radius=args.radius,
+                                         duplicate_tol=args.duplicate_tol, batch_size=args.batch_size)
     print(file=sys.stderr)
     paths = output_paths(args.out)
     paths["table"].parent.mkdir(parents=True, exist_ok=True)
     report.table.to_csv(paths["table"], index=False)
     report.auroc.to_csv(paths["auroc"], index=False)
     counts = report.counts
-    record = {"command": "memorization", **report.params, "counts": counts,
+    record = {"command": "memorization", **report.params, "counts": counts, "cache_hit": bool(cache_record["hit"]),
               "seconds": round(time.perf_counter() - start, 2)}
     paths["json"].write_text(json.dumps(record, indent=2) + "\n")
     print(f"memorized: {counts['memorized']} / {counts['n']} samples (ratio < {args.threshold:.3g}); "

@@ -6,8 +6,9 @@ Values come from any log density (M, D) → (M,); gradients from the denoiser at
     ∇_x log p(x) ≈ s_θ(x, t_s) = −sqrt(ᾱ_s) ε_θ(sqrt(ᾱ_s) x, t_s) / sqrt(1 − ᾱ_s),
 
 the score of the data density smoothed by Gaussian noise of standard deviation σ_s = sqrt((1 − ᾱ_s)/ᾱ_s):
-x_t/sqrt(ᾱ) = x_0 + σ ε has score −ε/σ, estimated by ε_θ (denoising score matching). t_s is the first timestep with σ_s ≥ ``sigma`` (default 0.1: smooth
-enough to point along the data, small next to the 8×8 digits' pixel range of 2).
+x_t/sqrt(ᾱ) = x_0 + σ ε has score −ε/σ, estimated by ε_θ (denoising score matching). t_s is the first
+timestep with σ_s ≥ ``sigma`` (default 0.1: smooth enough to point along the data, small next to the 8×8
+digits' pixel range of 2).
 """
 
 from __future__ import annotations
