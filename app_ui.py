@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import app_compute, app_state, cache
@@ -14,6 +16,10 @@ from explorer.models import DEFAULT_MODEL, list_models, load_model
 
 # Keys whose value depends on the model: reset when the model changes.
 MODEL_DEPENDENT = ("lg_seeds", "lg_cell", "geo_ends", "geo_source", "emb_sel")
+# Sizes whose defaults depend on the kind of model (app_state.sizes_for): reset when the kind changes
+# (2-D points ↔ images), so that a 128 × 128 plane chosen for a toy never starts on a digits model.
+KIND_DEPENDENT = ("lg_steps", "lg_extent", "lg_res", "lg_dirs", "lg_t", "emb_n", "emb_k", "emb_density",
+                  "geo_n", "geo_nbg", "geo_k")
 
 
 # ---------------------------------------------------------------------------- cached resources
@@ -124,8 +130,9 @@ def sidebar() -> str:
     with st.sidebar:
         st.header("Model")
         spec = st.selectbox("Model", models, **bind("model", default, valid=lambda v: v in models),
-                            help="Small 2-D DDPMs shipped in assets/ (50-step deterministic DDIM sampler), and "
-                                 "models you trained with `python -m explorer train toy2d --csv FILE`.")
+                            help="Small 2-D DDPMs (toy2d/…, 50-step deterministic DDIM sampler) and 8×8 digit "
+                                 "image DDPMs (digits/…, 20 steps) shipped in assets/, and models you trained "
+                                 "with `python -m explorer train toy2d --csv FILE`.")
         path = st.text_input("Add a trained model (.safetensors path)", key="extra_model_path",
                              help="The file `python -m explorer train toy2d --csv FILE --out DIR` wrote "
                                   "(DIR/toy2d/NAME.safetensors); also EXPLORER_MODELS=path1:path2.")
@@ -137,11 +144,14 @@ def sidebar() -> str:
                 st.rerun()
             elif not ok:
                 st.error(f"Cannot load {path}: {why}")
+        kind = app_state.model_kind(get_model(spec))
         if st.session_state.get("_model_prev") not in (None, spec):
-            for k in MODEL_DEPENDENT:
+            reset = MODEL_DEPENDENT + (KIND_DEPENDENT if st.session_state.get("_kind_prev") != kind else ())
+            for k in reset:
                 st.session_state.pop(k, None)
                 st.session_state.pop(f"w_{k}", None)
         st.session_state["_model_prev"] = spec
+        st.session_state["_kind_prev"] = kind
         store("model", spec)
         if missing:
             st.caption("Not available here (weights missing; `python -m explorer train`): " + ", ".join(missing))
@@ -190,6 +200,72 @@ class Progress:
 
     def done(self) -> None:
         self.bar.empty()
+
+
+# ---------------------------------------------------------------------------- image galleries
+GREYS = [[0.0, "black"], [1.0, "white"]]
+
+
+def gallery_figure(x, image_shape, ids, *, ncols: int = 12, pixel: int = 5, highlight=(), values=None,
+                   value_name: str = "", hover=None, title: str | None = None, name: str = "images") -> go.Figure:
+    """Flat model-space images ``x`` (N, h·w) in [−1, 1] as one clickable mosaic: a grey heatmap of all images (the
+    trace ``name``) and one invisible square marker per image carrying ``ids`` as customdata (hover text
+    ``hover``). ``highlight``: ids framed in red; ``values``: each image framed in that value's Plasma colour,
+    with a colour bar titled ``value_name``. Frames are shapes in data coordinates, so they stay on their images
+    at any figure size."""
+    from plotly.colors import sample_colorscale
+
+    pix = app_state.grey_images(x, image_shape)
+    h, w = pix.shape[1:]
+    m = app_state.mosaic(pix, ncols)
+    ids = np.asarray(ids)
+    hover = [f"{value}" for value in ids] if hover is None else list(hover)
+    fig = go.Figure(go.Heatmap(z=m["z"], colorscale=GREYS, zmin=0.0, zmax=1.0, showscale=False, hoverinfo="skip",
+                               name=name))
+    marker = {"symbol": "square", "size": h * pixel, "opacity": 0.0, "color": "white"}
+    shapes = []
+    if values is not None:
+        vals = np.asarray(values, dtype=np.float64)
+        finite = vals[np.isfinite(vals)]
+        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+        marker.update(color=vals, colorscale="Plasma", cmin=lo, cmax=hi, showscale=True,
+                      colorbar={"title": value_name, "thickness": 10, "len": 0.9})
+        frac = np.clip((np.nan_to_num(vals, nan=lo) - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+        for (x0, y0, x1, y1), c in zip(m["boxes"], sample_colorscale("Plasma", frac.tolist()), strict=True):
+            shapes.append({"type": "rect", "x0": x0 - 0.25, "y0": y0 - 0.25, "x1": x1 + 0.25, "y1": y1 + 0.25,
+                           "line": {"color": c, "width": 2}})
+    marked = {int(i) for i in highlight}
+    for (x0, y0, x1, y1), i in zip(m["boxes"], ids, strict=True):
+        if int(i) in marked:
+            shapes.append({"type": "rect", "x0": x0 - 0.4, "y0": y0 - 0.4, "x1": x1 + 0.4, "y1": y1 + 0.4,
+                           "line": {"color": "#d62728", "width": 3}})
+    fig.add_trace(go.Scatter(x=m["x"], y=m["y"], mode="markers", customdata=ids, text=hover, marker=marker,
+                             name=f"{name} (select)", hovertemplate="%{text}<extra></extra>"))
+    H, W = m["z"].shape
+    top = 40 if title else 8
+    fig.update_layout(title=title, width=W * pixel + 40 + (90 if values is not None else 0),
+                      height=H * pixel + top + 16, margin={"l": 10, "r": 10, "t": top, "b": 10}, showlegend=False,
+                      plot_bgcolor="rgba(0,0,0,0)", shapes=shapes)
+    fig.update_xaxes(visible=False, range=[-1, W], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[H, -1], scaleanchor="x", scaleratio=1, fixedrange=True)
+    return fig
+
+
+def image_gallery(x, image_shape, ids, key: str, *, selectable: bool = True, **kwargs) -> list:
+    """Draw ``gallery_figure``; with ``selectable``, return the ids the user just clicked (else [])."""
+    fig = gallery_figure(x, image_shape, ids, **kwargs)
+    if not selectable:
+        st.plotly_chart(fig, key=key, width="content", config={"displayModeBar": False})
+        return []
+    ev = st.plotly_chart(fig, key=key, width="content", on_select="rerun", selection_mode="points",
+                         config={"displayModeBar": False})
+    return new_selection(key, ev)
+
+
+def show_image(x, image_shape, caption: str, scale: int = 20) -> None:
+    """One flat model-space image as a crisp (nearest-neighbour upscaled) picture."""
+    pix = app_state.grey_images(x, image_shape)[0]
+    st.image(np.kron(pix, np.ones((scale, scale))), caption=caption, clamp=True)
 
 
 # ---------------------------------------------------------------------------- downloads

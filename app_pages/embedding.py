@@ -1,4 +1,7 @@
-"""Page: UMAP embeddings and spectral clusterings of geodesic distances against two baselines."""
+"""Page: UMAP embeddings and spectral clusterings of geodesic distances against two baselines.
+
+For image models the true labels are the digit classes and the selected points are shown as images.
+"""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -7,9 +10,12 @@ import streamlit as st
 import app_ui
 from explorer import app_compute, app_state
 
-P = app_state.profile()
 spec = app_ui.sidebar()
 model = app_ui.get_model(spec)
+P = app_state.sizes_for(model)
+DEF = app_compute.embedding_defaults(model)
+IMAGE = model.image_shape  # (h, w) for image models, else None
+LIKELIHOOD = model.default_likelihood.get("method", "discrete")
 
 st.title("Embedding & clusters")
 st.caption("UMAP of the geodesic distances d_λ next to UMAP of the straight-line distance and of the c ≡ 1 graph "
@@ -18,21 +24,28 @@ st.caption("UMAP of the geodesic distances d_λ next to UMAP of the straight-lin
 
 with st.expander("Settings", expanded=False):
     c1, c2, c3 = st.columns(3)
-    n = int(c1.number_input("Training points", 10, 5000, P["embed_n"], step=100, key="emb_n"))
-    k = int(c1.number_input("k (neighbours)", 2, 100, P["k"], key="emb_k"))
-    nq = int(c2.number_input("Quadrature points per edge", 1, 16, 3, key="emb_nq"))
-    n_neighbors = int(c2.number_input("UMAP n_neighbors", 2, 200, 15, key="emb_nn"))
+    n = int(c1.number_input("Training points", 10, 5000, DEF["n"], step=100, key="emb_n",
+                            help="a seeded subset of the training data" + (
+                                "; every node and quadrature point costs one ODE likelihood with the model density"
+                                if IMAGE else "")))
+    k = int(c1.number_input("k (neighbours)", 2, 100, DEF["k"], key="emb_k"))
+    nq = int(c2.number_input("Quadrature points per edge", 1, 16, DEF["n_quad"], key="emb_nq"))
+    n_neighbors = int(c2.number_input("UMAP n_neighbors", 2, 200, DEF["n_neighbors"], key="emb_nn"))
     sources = ["kde", "model"] if app_compute.has_model_likelihood(model) else ["kde"]
     source = c3.selectbox("Density p", sources, key="emb_density",
                           format_func={"kde": "Gaussian KDE of the training data (fast)",
-                                       "model": "model likelihood (exact DDIM; slow)"}.get)
-    text = c3.text_input("λ grid (relative)", ", ".join(f"{v:g}" for v in P["embed_lams"]), key="emb_lams")
+                                       "model": "model likelihood (probability-flow ODE; slow)" if LIKELIHOOD == "ode"
+                                       else "model likelihood (exact DDIM; slow)"}.get)
+    text = c3.text_input("λ grid (relative)", ", ".join(f"{v:g}" for v in DEF["lams"]), key="emb_lams")
 try:
-    lams = sorted(set(app_state.parse_floats(text)))[:12] or list(P["embed_lams"])
+    lams = sorted(set(app_state.parse_floats(text)))[:12] or list(DEF["lams"])
 except ValueError as err:
     st.error(f"λ grid: {err}")
-    lams = list(P["embed_lams"])
+    lams = list(DEF["lams"])
 
+if app_compute.embedding_n(model, n) < n:
+    n = app_compute.embedding_n(model, n)
+    st.caption(f"The training set has {n} points: the embedding uses all of them.")
 cost = app_compute.embedding_cost_estimate(model, source, n, len(lams), k, nq)
 density = app_ui.get_density(spec, source)
 cached = app_compute.embedding_is_cached(model, density, n, lams, k=k, n_quad=nq, n_neighbors=n_neighbors)
@@ -60,7 +73,7 @@ with s1:
     app_ui.store("emb_lam", lam)
 with s2:
     colors = ["clusters", "labels"]
-    color_names = {"clusters": "spectral clusters (each view's)", "labels": "true labels"}
+    color_names = {"clusters": "spectral clusters (each view's)", "labels": "digit classes" if IMAGE else "true labels"}
     color_by = st.radio("Colour by", colors, horizontal=True, format_func=color_names.get,
                         **app_ui.bind("emb_color", "clusters", lambda v: v in colors))
     app_ui.store("emb_color", color_by)
@@ -77,8 +90,9 @@ for col, (name, title, Y, cl) in zip(cols, views, strict=True):
     size = np.where(np.isin(np.arange(n), sel), 9, 5) if sel else np.full(n, 5)
     with col:
         f = go.Figure(go.Scattergl(x=Y[:, 0], y=Y[:, 1], mode="markers", customdata=np.arange(n),
+                                   text=[f"label {v}" for v in arrays["labels"]],
                                    marker={"color": c, "colorscale": "Turbo", "size": size, "opacity": opacity},
-                                   hovertemplate="point %{customdata}<extra></extra>"))
+                                   hovertemplate="point %{customdata} (%{text})<extra></extra>"))
         f.update_layout(title=title, height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
         ev = st.plotly_chart(f, key=f"emb_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
                              config={"displayModeBar": False})
@@ -89,12 +103,20 @@ for col, (name, title, Y, cl) in zip(cols, views, strict=True):
 if new_sel is not None:
     st.session_state["emb_sel"] = new_sel
     st.rerun()
-if sel:
+if IMAGE:
+    shown = sel[:48] if sel else list(range(min(n, 24)))
+    st.caption((f"{len(sel)} points selected (highlighted in every view); the first {len(shown)} as images"
+                if sel else f"The first {len(shown)} of the {n} points as images (select points in a view to see "
+                            "theirs)") + f"; their labels: {', '.join(str(arrays['labels'][i]) for i in shown)}.")
+    app_ui.image_gallery(arrays["X"][shown], IMAGE, np.asarray(shown), "emb_images", selectable=False, ncols=16,
+                         pixel=5, hover=[f"point {i}: label {arrays['labels'][i]}" for i in shown],
+                         name="selected images" if sel else "images")
+elif sel:
     st.caption(f"{len(sel)} points selected; they are highlighted in every view. "
                f"Data-space coordinates of the first: {np.round(arrays['X'][sel[0]], 3).tolist()}")
-    if st.button("Clear the selection", key="emb_clear"):
-        st.session_state["emb_sel"] = []
-        st.rerun()
+if sel and st.button("Clear the selection", key="emb_clear"):
+    st.session_state["emb_sel"] = []
+    st.rerun()
 
 st.subheader("Clustering against the true labels")
 table = app_compute.scores_table(arrays)

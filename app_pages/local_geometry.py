@@ -1,4 +1,9 @@
-"""Page: local geometry of the generator (Humayun et al., ICLR 2025): ψ, ν, ν_eff, δ over a latent plane."""
+"""Page: local geometry of the generator (Humayun et al., ICLR 2025): ψ, ν, ν_eff, δ over a latent plane.
+
+For 2-D models the latents and samples are scatter plots; for image models (``model.image_shape``) they are image
+galleries: anchors are picked by clicking images, a clicked cell shows its generated image, samples are sorted by
+a descriptor, and the on-/off-manifold grid (2-D only) is left out.
+"""
 
 import numpy as np
 import pandas as pd
@@ -8,10 +13,13 @@ import streamlit as st
 import app_ui
 from explorer import app_compute, app_state
 
-P = app_state.profile()
 spec = app_ui.sidebar()
 model = app_ui.get_model(spec)
+P = app_state.sizes_for(model)
+DEF = app_compute.local_geometry_defaults(model)
 T = model.num_train_timesteps
+IMAGE = model.image_shape  # (h, w) for image models, else None
+d = app_state.latent_dim(model)
 NAMES = {"psi": "ψ (local scaling)", "nu": "ν (thresholded rank)", "nu_eff": "ν_eff (effective rank)",
          "delta": "δ (local complexity)"}
 
@@ -22,32 +30,50 @@ st.caption("Descriptors of the generator G at each latent (DESIGN.md §2): ψ = 
 
 # ---------------------------------------------------------------------------- map and steps
 maps = ["sampler", "from_t", "denoiser"]
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, *c4 = st.columns(4 if d > 2 else 3)
 with c1:
     map_name = st.selectbox("Map G", maps, **app_ui.bind("lg_map", "sampler", lambda v: v in maps),
                             help="sampler: x_T → x_0 (DDIM, η = 0); from_t: x_t → x_0 from step t; "
                                  "denoiser: x_t → x̂_0 in one step")
     app_ui.store("lg_map", map_name)
 with c2:
-    t = st.number_input(f"t (timestep in [0, {T}))", 0, T - 1, **app_ui.bind("lg_t", int(0.17 * T)),
+    t = st.number_input(f"t (timestep in [0, {T}))", 0, T - 1, **app_ui.bind("lg_t", DEF["t"]),
                         disabled=map_name == "sampler", help="the paper finds on-/off-manifold best separated "
                                                               "near t ≈ 0.17·T")
     app_ui.store("lg_t", int(t))
 with c3:
-    steps = st.number_input("DDIM steps S", 1, 1000, **app_ui.bind("lg_steps", P["steps"]))
+    steps = st.number_input("DDIM steps S", 1, 1000, **app_ui.bind("lg_steps", DEF["steps"]))
     app_ui.store("lg_steps", int(steps))
+if c4:
+    with c4[0]:
+        opts = app_state.direction_options(d)
+        dirs = st.selectbox("Jacobian directions P", opts,
+                            format_func=lambda q: f"{q} (full Jacobian)" if q == d else f"{q} (sketch)",
+                            **app_ui.bind("lg_dirs", DEF["n_directions"], lambda v: v in opts),
+                            help=f"ψ and ν from the singular values of J·B, B a random orthonormal (P × {d}) "
+                                 "sketch from seed 0 shared by every latent (P = d: the full Jacobian J); δ "
+                                 "uses the same P directions. Cost grows about linearly in P; descriptors "
+                                 "compare only at equal P.")
+        app_ui.store("lg_dirs", int(dirs))
+    n_dirs = int(dirs)
+else:
+    n_dirs = d
 t_arg = None if map_name == "sampler" else int(t)
+P_NOTE = f"P = {n_dirs} of d = {d} Jacobian directions ({'full Jacobian' if n_dirs == d else 'sketch'})"
 
 # ---------------------------------------------------------------------------- latents
 st.subheader("Latents and the plane")
 pool, _ = app_compute.pool(model, P["n_pool"], int(steps))
-seeds = [int(s) for s in st.session_state.get("lg_seeds", [])][:3]
-lc1, lc2, lc3 = st.columns([2, 2, 3])
+seeds = [int(s) for s in st.session_state.get("lg_seeds", DEF["seeds"])][:3]
+if IMAGE:
+    gallery_col, lc3 = st.columns([4, 3])
+else:
+    lc1, lc2, lc3 = st.columns([2, 2, 3])
 with lc3:
     text = st.text_input("Anchor seeds (up to three; three define the plane)", ", ".join(map(str, seeds)),
                          key=f"lg_seed_text_{','.join(map(str, seeds))}",
                          help="each seed's latent is model.latent_of_seed(seed); with fewer than three, the "
-                              "plane is the whole 2-D latent plane")
+                              "plane is the whole 2-D latent plane (2-D models only)")
     try:
         typed = app_state.parse_ints(text)[:3]
         if typed != seeds:
@@ -65,15 +91,33 @@ with lc3:
         app_ui.set_state("lg_seeds", [])
         st.rerun()
     extent = st.number_input("Extent (half-width, latent units)", 0.01, 100.0, step=0.5,
-                             **app_ui.bind("lg_extent", 3.0))
+                             **app_ui.bind("lg_extent", DEF["extent"]),
+                             help="u, v ∈ [−extent, extent] around the first anchor" + (
+                                 f"; the three anchors' latents are about {np.sqrt(2 * d):.0f} apart" if d > 2
+                                 else ""))
     app_ui.store("lg_extent", float(extent))
-    res = st.number_input("Resolution n (n × n cells)", 2, 512, **app_ui.bind("lg_res", P["plane_n"]))
+    res = st.number_input("Resolution n (n × n cells)", 2, 512, **app_ui.bind("lg_res", DEF["n"]))
     app_ui.store("lg_res", int(res))
     st.session_state["lg_seeds"] = seeds
 
 chosen = np.isin(pool["seeds"], seeds)
-for col, arr, title, ck in ((lc1, pool["latents"], "Latents z (click to pick anchors)", "lg_pool_z"),
-                            (lc2, pool["samples"], "Their samples G(z)", "lg_pool_x")):
+if IMAGE:
+    with gallery_col:
+        picked = app_ui.image_gallery(pool["samples"], IMAGE, pool["seeds"], "lg_pool_images", ncols=12, pixel=5,
+                                      highlight=seeds, hover=[f"seed {s}" for s in pool["seeds"]],
+                                      title=f"Samples G(z) of seeds 0–{P['n_pool'] - 1} (click to pick anchors)",
+                                      name="pool images")
+        st.caption("Anchors are framed in red. Three anchor seeds define the latent plane through their latents "
+                   "(the first at u = v = 0).")
+    if picked:
+        for s in app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
+                                                  P["n_pool"]):
+            seeds = app_state.add_anchor(seeds, s)
+        app_ui.set_state("lg_seeds", seeds)
+        st.rerun()
+pool_views = [] if IMAGE else [(lc1, pool["latents"], "Latents z (click to pick anchors)", "lg_pool_z"),
+                               (lc2, pool["samples"], "Their samples G(z)", "lg_pool_x")]
+for col, arr, title, ck in pool_views:
     with col:
         f = go.Figure(go.Scattergl(x=arr[:, 0], y=arr[:, 1], mode="markers", customdata=pool["seeds"],
                                    marker={"size": np.where(chosen, 12, 6), "color": np.where(chosen, "#d62728",
@@ -92,27 +136,36 @@ for col, arr, title, ck in ((lc1, pool["latents"], "Latents z (click to pick anc
 
 # ---------------------------------------------------------------------------- descriptor maps
 n = int(res)
-cost = app_compute.descriptor_plane_cost(map_name, int(steps), t_arg, n)
-key = f"lg-{spec}-{map_name}-{steps}-{t_arg}-{seeds}-{n}-{extent}"
-if (app_compute.descriptor_plane_is_cached(model, map_name, int(steps), t_arg, seeds, n, float(extent))
+cost = app_compute.descriptor_plane_cost(map_name, int(steps), t_arg, n, n_dirs)
+key = f"lg-{spec}-{map_name}-{steps}-{t_arg}-{seeds}-{n}-{extent}-{n_dirs}"
+arrays = None
+if d > 2 and len(seeds) != 3:
+    st.info(f"A plane in the {d}-dimensional latent space needs three anchor seeds: click three images above or "
+            "type their seeds.")
+elif (app_compute.descriptor_plane_is_cached(model, map_name, int(steps), t_arg, seeds, n, float(extent), n_dirs)
         or app_ui.confirm_cost(f"the {n}×{n} descriptor maps", cost, key)):
-    bar = app_ui.Progress(f"ψ, ν, δ over {n}×{n} latents of the {map_name} map")
+    bar = app_ui.Progress(f"ψ, ν, δ over {n}×{n} latents of the {map_name} map ({P_NOTE})")
     try:
         arrays, record = app_compute.descriptor_plane(model, map_name, int(steps), t_arg, seeds, n, float(extent),
-                                                      progress=bar)
+                                                      n_dirs, progress=bar)
     except ValueError as err:
         bar.done()
         st.error(f"Could not compute the maps: {err}")
         st.stop()
     bar.done()
-    origin = "From the disk cache" if record["hit"] else f"Computed in {record['seconds']:.1f} s"
-    st.caption(f"{origin}; δ radius {float(arrays['radius']):.3g} (a quarter of the cell spacing).")
+    origin = ("From the shipped cache (assets/cache)" if record.get("shipped") else "From the disk cache"
+              if record["hit"] else f"Computed in {record['seconds']:.1f} s")
+    st.caption(f"{origin}; {map_name} map, S = {int(steps)} steps{'' if t_arg is None else f', t = {t_arg}'}, "
+               f"{P_NOTE}; δ radius {float(arrays['radius']):.3g} (a quarter of the cell spacing).")
     st.info("Each cell is far larger than the linear regions of a trained sampler (latent displacements of 10⁻³ "
             "already flip neurons): a cell is a sample of the descriptors at its centre, not one linear region.",
             icon="ℹ️")
     cells = None
     hcols = st.columns(4)
-    size = max(3, int(300 / n))
+    size = max(3, int(160 / n))  # about one cell of the plot (~160 px wide in a quarter of a wide page)
+    half = (arrays["u"][1] - arrays["u"][0]) / 2
+    ends = np.r_[arrays["u"][[0, -1]], np.ravel(arrays["anchor_coords"])]
+    lim = [float(ends.min() - half), float(ends.max() + half)]
     for col, name in zip(hcols, ("psi", "nu", "nu_eff", "delta"), strict=True):
         g = app_state.grid_cells(arrays["u"], arrays["v"], arrays[name])
         with col:
@@ -124,16 +177,17 @@ if (app_compute.descriptor_plane_is_cached(model, map_name, int(steps), t_arg, s
                                                      "=%{marker.color:.4g}<extra></extra>"))
             if len(arrays["anchor_coords"]):
                 ac = arrays["anchor_coords"]
-                f.add_trace(go.Scatter(x=ac[:, 0], y=ac[:, 1], mode="markers+text", text=[str(s) for s in seeds],
-                                       marker={"color": "red", "size": 9, "symbol": "x"}, name="anchors"))
+                f.add_trace(go.Scattergl(x=ac[:, 0], y=ac[:, 1], mode="markers+text", text=[str(s) for s in seeds],
+                                         marker={"color": "red", "size": 9, "symbol": "x"}, name="anchors"))
             cell = st.session_state.get("lg_cell")
             if cell and len(cell) == 2 and max(cell) < n:
-                f.add_trace(go.Scatter(x=[arrays["u"][cell[1]]], y=[arrays["v"][cell[0]]], mode="markers",
-                                       marker={"color": "red", "size": 12, "symbol": "circle-open"},
-                                       name="selected", hoverinfo="skip"))
+                f.add_trace(go.Scattergl(x=[arrays["u"][cell[1]]], y=[arrays["v"][cell[0]]], mode="markers",
+                                         marker={"color": "red", "size": 12, "symbol": "circle-open"},
+                                         name="selected", hoverinfo="skip"))
             f.update_layout(title=NAMES[name], height=330, showlegend=False,
                             margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="u", yaxis_title="v")
-            f.update_yaxes(scaleanchor="x", scaleratio=1)
+            f.update_xaxes(range=lim, constrain="domain")
+            f.update_yaxes(range=lim, constrain="domain", scaleanchor="x", scaleratio=1)
             ev = st.plotly_chart(f, key=f"lg_map_{name}", on_select="rerun", selection_mode="points",
                                  config={"displayModeBar": False})
             picked = app_ui.new_selection(f"lg_map_{name}", ev)
@@ -143,110 +197,145 @@ if (app_compute.descriptor_plane_is_cached(model, map_name, int(steps), t_arg, s
     if cells is not None:
         st.session_state["lg_cell"] = list(cells)
         st.rerun()
-    mparams = {"model": spec, "weights_hash": model.weights_hash, **record["params"]}
+    mparams = {"model": spec, "weights_hash": model.weights_hash, "latent_dim": d, **record["params"]}
     app_ui.download_npz("Download maps (NPZ)", {k: arrays[k] for k in arrays}, mparams, "descriptor_maps.npz",
                         "dl_lg_maps")
-else:
-    arrays = None
 
 # ---------------------------------------------------------------------------- samples and the clicked cell
-st.subheader("Generated samples over the training data")
+st.subheader("Generated samples sorted by a descriptor" if IMAGE else "Generated samples over the training data")
 cell = st.session_state.get("lg_cell")
 detail = None
 if arrays is not None and cell and len(cell) == 2 and max(cell) < n:
     detail = app_compute.cell_details(model, map_name, int(steps), t_arg, arrays, cell[0], cell[1])
 
 radius = app_compute.default_radius(n, float(extent))
-bar = app_ui.Progress(f"descriptors of {P['n_samples']} samples")
-samp, srec = app_compute.sample_descriptors(model, map_name, int(steps), t_arg, P["n_samples"], radius, progress=bar)
+bar = app_ui.Progress(f"descriptors of {P['n_samples']} samples ({P_NOTE})")
+samp, srec = app_compute.sample_descriptors(model, map_name, int(steps), t_arg, P["n_samples"], radius, n_dirs,
+                                            progress=bar)
 bar.done()
+xs = samp["samples"].reshape(len(samp["samples"]), -1)
 d1, d2 = st.columns([3, 2])
 with d1:
-    color = st.selectbox("Colour samples by", list(NAMES), format_func=NAMES.get,
+    color = st.selectbox("Sort samples by" if IMAGE else "Colour samples by", list(NAMES), format_func=NAMES.get,
                          **app_ui.bind("lg_color", "psi", lambda v: v in NAMES))
     app_ui.store("lg_color", color)
-    data = model.training_data().reshape(-1, 2)
-    data = data[np.random.default_rng(0).choice(len(data), min(len(data), 2000), replace=False)]
-    f = go.Figure(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", name="training data",
-                               marker={"size": 3, "color": "#cccccc"}, hoverinfo="skip"))
-    xs = samp["samples"].reshape(len(samp["samples"]), -1)
-    f.add_trace(go.Scattergl(x=xs[:, 0], y=xs[:, 1], mode="markers", name=f"samples ({NAMES[color]})",
-                             customdata=samp["seeds"], marker={"size": 7, "color": samp[color], "colorscale": "Plasma",
-                                                                "showscale": True, "colorbar": {"title": color}},
-                             hovertemplate="seed %{customdata}: " + color + "=%{marker.color:.4g}<extra></extra>"))
-    if detail is not None:
-        x = detail["sample"]
-        f.add_trace(go.Scatter(x=[x[0]], y=[x[1]], mode="markers", name="selected cell's sample",
-                               marker={"size": 16, "color": "red", "symbol": "star"}))
-    f.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
-    f.update_yaxes(scaleanchor="x", scaleratio=1)
-    st.plotly_chart(f, key="lg_samples", config={"displayModeBar": False})
+    if IMAGE:
+        order = app_state.sorted_by(samp[color])
+        vals = np.asarray(samp[color], dtype=np.float64)[order]
+        picked = app_ui.image_gallery(
+            xs[order], IMAGE, samp["seeds"][order], "lg_samples", ncols=12, pixel=4, values=vals, value_name=color,
+            highlight=seeds, hover=[f"seed {s}: {color} = {v:.4g}" for s, v in zip(samp["seeds"][order], vals,
+                                                                                     strict=True)],
+            title=f"{len(xs)} samples by {NAMES[color]}: lowest top left, highest bottom right",
+            name=f"samples ({NAMES[color]})")
+        st.caption(f"Frames coloured by {NAMES[color]}; click a sample to use its seed as an anchor (red frame). "
+                   f"{map_name} map, S = {int(steps)} steps, {P_NOTE}.")
+        if picked:
+            for s in picked:
+                seeds = app_state.add_anchor(seeds, int(s))
+            app_ui.set_state("lg_seeds", seeds)
+            st.rerun()
+    else:
+        data = model.training_data().reshape(len(model.training_data()), -1)
+        data = data[np.random.default_rng(0).choice(len(data), min(len(data), 2000), replace=False)]
+        f = go.Figure(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", name="training data",
+                                   marker={"size": 3, "color": "#cccccc"}, hoverinfo="skip"))
+        f.add_trace(go.Scattergl(x=xs[:, 0], y=xs[:, 1], mode="markers", name=f"samples ({NAMES[color]})",
+                                 customdata=samp["seeds"],
+                                 marker={"size": 7, "color": samp[color], "colorscale": "Plasma", "showscale": True,
+                                         "colorbar": {"title": color}},
+                                 hovertemplate="seed %{customdata}: " + color + "=%{marker.color:.4g}<extra></extra>"))
+        if detail is not None:
+            x = detail["sample"]
+            f.add_trace(go.Scatter(x=[x[0]], y=[x[1]], mode="markers", name="selected cell's sample",
+                                   marker={"size": 16, "color": "red", "symbol": "star"}))
+        f.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
+        f.update_yaxes(scaleanchor="x", scaleratio=1)
+        st.plotly_chart(f, key="lg_samples", config={"displayModeBar": False})
 with d2:
     if detail is None:
-        st.info("Click a cell of a heatmap to see its latent, its sample (starred on the data plot), its "
-                "descriptors and its singular-value spectrum.")
+        st.info("Click a cell of a heatmap to see its " + (
+            "generated image, its descriptors and its singular-value spectrum." if IMAGE else
+            "latent, its sample (starred on the data plot), its descriptors and its singular-value spectrum."))
     else:
-        st.markdown(f"**Cell** (row {detail['i']}, column {detail['j']}): u = {detail['u']:.4g}, "
-                    f"v = {detail['v']:.4g}")
-        st.markdown(f"latent z = `{np.array2string(detail['latent'], precision=4)}` → "
-                    f"G(z) = `{np.array2string(detail['sample'], precision=4)}`")
+        where = (f"**Cell** (row {detail['i']}, column {detail['j']}): u = {detail['u']:.4g}, "
+                 f"v = {detail['v']:.4g}")
+        if IMAGE:
+            i1, i2 = st.columns([1, 2])
+            with i1:
+                app_ui.show_image(detail["sample"], IMAGE, "G(z) of the cell" if map_name == "sampler"
+                                  else f"G(z) of the cell ({map_name}, t = {t_arg})", scale=16)
+            with i2:
+                st.markdown(where)
+                st.caption(f"‖z‖ = {np.linalg.norm(detail['latent']):.3g} (a typical latent: about "
+                           f"{np.sqrt(d):.1f})")
+        else:
+            st.markdown(where)
+            st.markdown(f"latent z = `{np.array2string(detail['latent'], precision=4)}` → "
+                        f"G(z) = `{np.array2string(detail['sample'], precision=4)}`")
         st.dataframe(pd.DataFrame([detail["values"]]), hide_index=True)
         sv = go.Figure(go.Bar(x=[f"σ{k + 1}" for k in range(len(detail["singular_values"]))],
                               y=detail["singular_values"]))
-        sv.update_layout(title="Singular values of J", height=240, yaxis_type="log",
-                         margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        sv.update_layout(title="Singular values of J" + ("" if n_dirs == d else f"·B (P = {n_dirs})"), height=240,
+                         yaxis_type="log", margin={"l": 10, "r": 10, "t": 40, "b": 10})
         st.plotly_chart(sv, key="lg_sv", config={"displayModeBar": False})
     pear, spear = app_compute.descriptor_correlations(samp)
     st.markdown(f"**Correlations over {P['n_samples']} samples** (Pearson; are the descriptors redundant?)")
     st.dataframe(pear.round(3))
     with st.expander("Spearman"):
         st.dataframe(spear.round(3))
-    sparams = {"model": spec, "weights_hash": model.weights_hash, **srec["params"]}
+    sparams = {"model": spec, "weights_hash": model.weights_hash, "latent_dim": d, **srec["params"]}
+    coords = {} if IMAGE else {"x": xs[:, 0], "y": xs[:, 1]}
     app_ui.download_csv("Download sample descriptors (CSV)",
-                        {"seed": samp["seeds"], "x": xs[:, 0], "y": xs[:, 1],
-                         **{k: samp[k] for k in ("psi", "nu", "nu_eff", "delta")}}, sparams,
-                        "sample_descriptors.csv", "dl_lg_samples")
+                        {"seed": samp["seeds"], **coords, **{k: samp[k] for k in ("psi", "nu", "nu_eff", "delta")}},
+                        sparams, "sample_descriptors.csv", "dl_lg_samples")
     app_ui.download_csv("Download correlations (CSV)", pear.reset_index(names="descriptor"), sparams,
                         "descriptor_correlations.csv", "dl_lg_corr")
 
 # ---------------------------------------------------------------------------- on- vs off-manifold
-st.subheader("On- vs off-manifold")
-st.caption("Inputs on a grid over a box around the data, fed as x_t to the from_t or denoiser map at step t; an "
-           "input is on-manifold within r_on (0.05 × the data's scale) of a training point.")
-o1, o2, o3, o4 = st.columns(4)
-omap = o1.selectbox("Map", ["from_t", "denoiser"], key="lg_on_map")
-ot = o2.number_input("t", 0, T - 1, int(0.17 * T), key="lg_on_t")
-r_factor = o3.number_input("r_on (× data scale)", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="lg_on_r")
-run = o4.button("Run the analysis", key="lg_on_run") or st.session_state.get("_lg_on_done") == (omap, ot, r_factor)
-if run:
-    st.session_state["_lg_on_done"] = (omap, ot, r_factor)
-    with st.status(f"Descriptors of a {P['onoff_grid']}² input grid and an AUROC sweep over t…") as status:
-        res_on = app_compute.on_off(model, omap, int(ot), int(steps), P["onoff_grid"], float(r_factor))
-        sweep = app_compute.on_off_sweep(model, omap, int(steps), P["onoff_grid"], float(r_factor), P["auroc_ts"])
-        status.update(label="On-/off-manifold analysis ready", state="complete")
-    table, counts = res_on
-    st.caption(f"Counts: {counts}")
-    hc = st.columns(4)
-    label_col = "on"
-    for col, name in zip(hc, [c for c in ("psi", "nu", "nu_eff", "delta") if c in table], strict=False):
-        with col:
-            f = go.Figure()
-            for lab, nm in ((True, "on"), (False, "off")):
-                vals = table.loc[table[label_col].astype(bool) == lab, name]
-                f.add_trace(go.Histogram(x=vals, name=f"{nm} ({len(vals)})", opacity=0.6))
-            f.update_layout(barmode="overlay", title=NAMES.get(name, name), height=280,
-                            margin={"l": 10, "r": 10, "t": 40, "b": 10})
-            st.plotly_chart(f, key=f"lg_on_hist_{name}", config={"displayModeBar": False})
-    f = go.Figure()
-    for name in [c for c in sweep.columns if c != "t"]:
-        f.add_trace(go.Scatter(x=sweep["t"], y=sweep[name], mode="lines+markers", name=name))
-    f.add_vline(x=0.17 * T, line_dash="dot", annotation_text="0.17·T")
-    f.update_layout(title="AUROC of each descriptor at separating on from off, over t", height=320,
-                    xaxis_title="t", yaxis_title="AUROC")
-    st.plotly_chart(f, key="lg_on_auroc", config={"displayModeBar": False})
-    oparams = {"model": spec, "weights_hash": model.weights_hash, "map": omap, "t": int(ot), "steps": int(steps),
-               "grid_n": P["onoff_grid"], "r_on_factor": float(r_factor)}
-    app_ui.download_csv("Download on/off table (CSV)", table, oparams, "on_off_manifold.csv", "dl_lg_on")
-    app_ui.download_csv("Download AUROC sweep (CSV)", sweep, oparams, "auroc_sweep.csv", "dl_lg_auroc")
+if IMAGE or d != 2:
+    st.subheader("On- vs off-manifold")
+    st.caption("Not available for this model: the analysis labels inputs on a 2-D grid over the data's box, which "
+               f"has no counterpart for {d}-dimensional images (almost every point of their box is off-manifold).")
+else:
+    st.subheader("On- vs off-manifold")
+    st.caption("Inputs on a grid over a box around the data, fed as x_t to the from_t or denoiser map at step t; an "
+               "input is on-manifold within r_on (0.05 × the data's scale) of a training point.")
+    o1, o2, o3, o4 = st.columns(4)
+    omap = o1.selectbox("Map", ["from_t", "denoiser"], key="lg_on_map")
+    ot = o2.number_input("t", 0, T - 1, int(0.17 * T), key="lg_on_t")
+    r_factor = o3.number_input("r_on (× data scale)", 0.001, 1.0, 0.05, step=0.01, format="%.3f", key="lg_on_r")
+    run = o4.button("Run the analysis", key="lg_on_run") or st.session_state.get("_lg_on_done") == (omap, ot, r_factor)
+    if run:
+        st.session_state["_lg_on_done"] = (omap, ot, r_factor)
+        with st.status(f"Descriptors of a {P['onoff_grid']}² input grid and an AUROC sweep over t…") as status:
+            res_on = app_compute.on_off(model, omap, int(ot), int(steps), P["onoff_grid"], float(r_factor))
+            sweep = app_compute.on_off_sweep(model, omap, int(steps), P["onoff_grid"], float(r_factor), P["auroc_ts"])
+            status.update(label="On-/off-manifold analysis ready", state="complete")
+        table, counts = res_on
+        st.caption(f"Counts: {counts}")
+        hc = st.columns(4)
+        label_col = "on"
+        for col, name in zip(hc, [c for c in ("psi", "nu", "nu_eff", "delta") if c in table], strict=False):
+            with col:
+                f = go.Figure()
+                for lab, nm in ((True, "on"), (False, "off")):
+                    vals = table.loc[table[label_col].astype(bool) == lab, name]
+                    f.add_trace(go.Histogram(x=vals, name=f"{nm} ({len(vals)})", opacity=0.6))
+                f.update_layout(barmode="overlay", title=NAMES.get(name, name), height=280,
+                                margin={"l": 10, "r": 10, "t": 40, "b": 10})
+                st.plotly_chart(f, key=f"lg_on_hist_{name}", config={"displayModeBar": False})
+        f = go.Figure()
+        for name in [c for c in sweep.columns if c != "t"]:
+            f.add_trace(go.Scatter(x=sweep["t"], y=sweep[name], mode="lines+markers", name=name))
+        f.add_vline(x=0.17 * T, line_dash="dot", annotation_text="0.17·T")
+        f.update_layout(title="AUROC of each descriptor at separating on from off, over t", height=320,
+                        xaxis_title="t", yaxis_title="AUROC")
+        st.plotly_chart(f, key="lg_on_auroc", config={"displayModeBar": False})
+        oparams = {"model": spec, "weights_hash": model.weights_hash, "map": omap, "t": int(ot), "steps": int(steps),
+                   "grid_n": P["onoff_grid"], "r_on_factor": float(r_factor)}
+        app_ui.download_csv("Download on/off table (CSV)", table, oparams, "on_off_manifold.csv", "dl_lg_on")
+        app_ui.download_csv("Download AUROC sweep (CSV)", sweep, oparams, "auroc_sweep.csv", "dl_lg_auroc")
 
-app_ui.sync_query(["lg_map", "lg_t", "lg_steps", "lg_seeds", "lg_extent", "lg_res", "lg_color", "lg_cell"])
+app_ui.sync_query(["lg_map", "lg_t", "lg_steps", "lg_dirs", "lg_seeds", "lg_extent", "lg_res", "lg_color",
+                   "lg_cell"])

@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from explorer import cache
-from explorer.app_state import density_cost, descriptor_cost, graph_cost
+from explorer.app_state import default_directions, density_cost, descriptor_cost, graph_cost, latent_dim, sizes_for
 
 # ---------------------------------------------------------------------------- models
 
@@ -66,9 +67,10 @@ def _sha(a: np.ndarray) -> str:
 class Density:
     """A log density over data space that caches every evaluation on disk by the content of its input.
 
-    ``source``: ``kde`` (Gaussian KDE of the points it was built on) or ``model`` (the model's exact
-    likelihood of its DDIM sampler, ``log_prob(method="discrete")``). ``log_p_ref``: the reference log density
-    (median over the training data) that relative λ and p0 are measured in.
+    ``source``: ``kde`` (Gaussian KDE of the points it was built on) or ``model`` (the model's
+    ``default_likelihood``: the exact density of its DDIM sampler for the 2-D models, the probability-flow ODE
+    for image models). ``log_p_ref``: the reference log density (median over the training data) that relative λ
+    and p0 are measured in.
     """
 
     fn: object
@@ -101,7 +103,7 @@ def make_density(model, source: str = "kde", data: np.ndarray | None = None, nam
     from explorer.density import KernelDensity
 
     if source == "kde":
-        pts = model.training_data().reshape(-1, 2) if data is None else np.asarray(data, dtype=np.float64)
+        pts = _flat(model.training_data()) if data is None else np.asarray(data, dtype=np.float64)
         kde = KernelDensity(pts, bandwidth=bandwidth)
         whash = _sha(pts) if data is not None else model.weights_hash
         ident = {"source": "kde", "bandwidth": kde.bandwidth, "data": name or getattr(model, "name", "")}
@@ -112,19 +114,50 @@ def make_density(model, source: str = "kde", data: np.ndarray | None = None, nam
     if source == "model":
         if not has_model_likelihood(model):
             raise ValueError(f"model {model.name!r} has no likelihood (log_prob) yet; use the KDE density")
-        ident = {"source": "model", "method": "discrete", "steps": model.default_steps}
-        dens = Density(model.log_density("discrete"), "model", 0.0, model.weights_hash, ident)
+        likelihood = dict(model.default_likelihood)
+        ident = {"source": "model", **likelihood, "steps": model.default_steps}
+        dens = Density(model.log_density(), "model", 0.0, model.weights_hash, ident)
         ref = getattr(model, "log_p_ref", None)
         if ref is None:
-            data = model.training_data().reshape(-1, 2)
+            data = _flat(model.training_data())
             ref = float(np.median(dens(data[np.random.default_rng(0).choice(len(data), 500, replace=False)])))
         dens.log_p_ref = float(ref)
         return dens
     raise ValueError(f"density source must be 'kde' or 'model'; got {source!r}")
 
 
+def _flat(x) -> np.ndarray:
+    """Points (N, *sample_shape) as float64 rows (N, D)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.reshape(len(x), -1)
+
+
+_SECONDS_PER_POINT: dict[tuple, float] = {}
+
+
+def likelihood_seconds_per_point(model, n: int = 48) -> float | None:
+    """Measured seconds per point of the model's ``default_likelihood`` when it is not the toys' discrete
+    inversion (whose cost ``app_state.density_cost`` estimates): ``log_prob`` of ``n`` training points after a
+    2-point warm-up, timed once per process and model (about 2 s for the digits' ODE). Conservative: the pages
+    evaluate thousands of points per call, which spreads the per-call overhead (digits: 0.02 s per point measured
+    here against 0.013 s in batches of 512). None for the discrete method."""
+    likelihood = dict(getattr(model, "default_likelihood", None) or {"method": "discrete"})
+    if likelihood.get("method", "discrete") == "discrete":
+        return None
+    key = (model.name, model.weights_hash, repr(sorted(likelihood.items())))
+    if key not in _SECONDS_PER_POINT:
+        x = _flat(model.training_data())
+        model.log_prob(x[:2], **likelihood)
+        x = x[:n]
+        start = time.perf_counter()
+        model.log_prob(x, **likelihood)
+        _SECONDS_PER_POINT[key] = (time.perf_counter() - start) / len(x)
+    return _SECONDS_PER_POINT[key]
+
+
 def density_fit_cost(model, source: str, n_points: int) -> float:
-    return density_cost(n_points, source == "model", getattr(model, "default_steps", 50))
+    per = likelihood_seconds_per_point(model) if source == "model" else None
+    return density_cost(n_points, source == "model", getattr(model, "default_steps", 50), per)
 
 
 # ---------------------------------------------------------------------------- local geometry
@@ -146,31 +179,47 @@ def default_radius(n: int, extent: float) -> float:
     return 2.0 * extent / (n - 1) / 4.0
 
 
-def _plane_params(model, map_name, steps, t, seeds, n, extent) -> dict:
+def n_directions_for(model, n_directions: int | None = None) -> int:
+    """P, the number of Jacobian directions: ``n_directions`` clipped to [1, d], or the full d when None."""
+    d = latent_dim(model)
+    return d if n_directions is None else max(1, min(int(n_directions), d))
+
+
+def _sketch(model, P: int) -> int | None:
+    """``n_directions`` for the descriptor functions: None (the full Jacobian) when P = d, else P (a random
+    orthonormal sketch from seed 0, the same for every latent of a run)."""
+    return None if P >= latent_dim(model) else P
+
+
+def _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions=None) -> dict:
     seeds = [int(s) for s in seeds] if len(seeds) == 3 else []
     t = None if map_name == "sampler" else int(t)
     return {"map": map_name, "steps": int(steps), "t": t, "seeds": seeds, "n": int(n), "extent": float(extent),
-            "model": model.name}
+            "n_directions": n_directions_for(model, n_directions), "model": model.name}
 
 
-def descriptor_plane_is_cached(model, map_name: str, steps: int, t: int | None, seeds, n: int, extent: float) -> bool:
+def descriptor_plane_is_cached(model, map_name: str, steps: int, t: int | None, seeds, n: int, extent: float,
+                               n_directions: int | None = None) -> bool:
     """Whether ``descriptor_plane`` with these arguments would read the disk cache (no confirm needed)."""
-    return cache.exists("descriptor_maps", _plane_params(model, map_name, steps, t, seeds, n, extent),
+    return cache.exists("descriptor_maps", _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions),
                         model.weights_hash)
 
 
 def descriptor_plane(model, map_name: str, steps: int, t: int | None, seeds, n: int, extent: float,
-                     progress=None) -> tuple[dict, dict]:
-    """ψ, ν, ν_eff, δ (n, n) over the plane with u, v, singular values, origin and basis (disk-cached)."""
+                     n_directions: int | None = None, progress=None) -> tuple[dict, dict]:
+    """ψ, ν, ν_eff, δ (n, n) over the plane with u, v, singular values, origin and basis (disk-cached).
+
+    ``n_directions``: P Jacobian directions (None or d: the full Jacobian; fewer: a sketch shared by ψ, ν and δ).
+    """
     from explorer.descriptors import descriptor_maps
 
-    params = _plane_params(model, map_name, steps, t, seeds, n, extent)
-    seeds, t = params["seeds"], params["t"]
+    params = _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions)
+    seeds, t, P = params["seeds"], params["t"], params["n_directions"]
 
     def compute():
         plane = plane_for(model, seeds, n, extent)
         G = model.generator(map_name, steps=steps, t=t)
-        dm = descriptor_maps(G, plane, progress=progress)
+        dm = descriptor_maps(G, plane, n_directions=_sketch(model, P), progress=progress)
         anchors = plane.anchor_coords if len(plane.anchor_coords) else np.zeros((0, 2))
         return {**dm.maps, "u": plane.u, "v": plane.v, "singular_values": dm.singular_values,
                 "origin": plane.origin.numpy(), "basis": plane.basis.numpy(), "anchor_coords": anchors,
@@ -179,8 +228,12 @@ def descriptor_plane(model, map_name: str, steps: int, t: int | None, seeds, n: 
     return cache.cached("descriptor_maps", params, compute, weights_hash=model.weights_hash)
 
 
-def descriptor_plane_cost(map_name: str, steps: int, t: int | None, n: int) -> float:
-    return descriptor_cost(n * n, steps, map_name, t)
+def descriptor_plane_cost(map_name: str, steps: int, t: int | None, n: int, n_directions: int = 2) -> float:
+    return descriptor_cost(n * n, steps, map_name, t, n_directions=n_directions)
+
+
+def sample_descriptors_cost(map_name: str, steps: int, t: int | None, n: int, n_directions: int = 2) -> float:
+    return descriptor_cost(n, steps, map_name, t, n_directions=n_directions)
 
 
 def cell_details(model, map_name: str, steps: int, t: int | None, arrays: dict, i: int, j: int) -> dict:
@@ -210,31 +263,94 @@ def pool(model, n: int, steps: int) -> tuple[dict, dict]:
 
 
 def latents_of_seeds(model, seeds) -> np.ndarray:
-    return np.stack([model.latent_of_seed(int(s)).numpy() for s in seeds]) if len(seeds) else np.zeros((0, 2))
+    if not len(seeds):
+        return np.zeros((0, latent_dim(model)))
+    return np.stack([model.latent_of_seed(int(s)).numpy().reshape(-1) for s in seeds])
+
+
+def _sample_params(model, map_name, steps, t, n, radius, n_directions=None) -> dict:
+    t = None if map_name == "sampler" else int(t)
+    return {"map": map_name, "steps": int(steps), "t": t, "n": int(n), "radius": float(radius),
+            "n_directions": n_directions_for(model, n_directions), "model": model.name}
+
+
+def sample_descriptors_is_cached(model, map_name: str, steps: int, t: int | None, n: int, radius: float,
+                                 n_directions: int | None = None) -> bool:
+    return cache.exists("sample_descriptors", _sample_params(model, map_name, steps, t, n, radius, n_directions),
+                        model.weights_hash)
 
 
 def sample_descriptors(model, map_name: str, steps: int, t: int | None, n: int, radius: float,
-                       progress=None) -> tuple[dict, dict]:
-    """ψ, ν, ν_eff, δ at the latents of seeds 0..n−1, with their generated samples (disk-cached)."""
+                       n_directions: int | None = None, progress=None) -> tuple[dict, dict]:
+    """ψ, ν, ν_eff, δ at the latents of seeds 0..n−1, with their generated samples (disk-cached); P =
+    ``n_directions`` Jacobian directions as in ``descriptor_plane``."""
     from explorer.descriptors import local_complexity, local_descriptors
 
-    t = None if map_name == "sampler" else int(t)
-    params = {"map": map_name, "steps": int(steps), "t": t, "n": int(n), "radius": float(radius),
-              "model": model.name}
+    params = _sample_params(model, map_name, steps, t, n, radius, n_directions)
+    t, P = params["t"], params["n_directions"]
 
     def compute():
         z = torch.stack([model.latent_of_seed(s) for s in range(n)])
         G = model.generator(map_name, steps=steps, t=t)
         half = (lambda k: (lambda done, total: progress(done / max(total, 1) / 2 + k / 2))) if progress else (
             lambda k: None)
-        d = local_descriptors(G, z, progress=half(0))
-        lc = local_complexity(G, z, radius, progress=half(1))
+        d = local_descriptors(G, z, n_directions=_sketch(model, P), progress=half(0))
+        lc = local_complexity(G, z, radius, n_directions=_sketch(model, P), progress=half(1))
         with torch.no_grad():
             x = model.generator("sampler", steps=steps)(z).numpy()
         return {"seeds": np.arange(n), "latents": z.numpy(), "samples": x, "psi": d.psi, "nu": d.nu,
                 "nu_eff": d.nu_eff, "delta": lc.delta}
 
     return cache.cached("sample_descriptors", params, compute, weights_hash=model.weights_hash)
+
+
+def local_geometry_defaults(model) -> dict:
+    """The Local geometry page's default view of ``model`` (its widget defaults, and what
+    ``scripts/precompute-default-views`` ships): map, steps, t, anchor seeds, plane size n and extent, P Jacobian
+    directions, δ radius, pool and sample counts, from ``app_state.sizes_for(model)``."""
+    P = sizes_for(model)
+    n, extent = int(P["plane_n"]), float(P["extent"])
+    return {"map": "sampler", "steps": int(P["steps"]), "t": int(0.17 * model.num_train_timesteps),
+            "seeds": [int(s) for s in P["seeds"]], "n": n, "extent": extent,
+            "n_directions": default_directions(latent_dim(model)), "radius": default_radius(n, extent),
+            "n_pool": int(P["n_pool"]), "n_samples": int(P["n_samples"])}
+
+
+def embedding_defaults(model) -> dict:
+    """The Embedding page's default settings for ``model`` (KDE density: the model's likelihood is an option)."""
+    P = sizes_for(model)
+    return {"n": int(P["embed_n"]), "k": int(P["k"]), "n_quad": 3, "n_neighbors": 15,
+            "lams": [float(x) for x in P["embed_lams"]], "source": "kde"}
+
+
+def precompute_default_views(model, embedding: bool = True, log=print) -> list[dict]:
+    """Compute (or read) what the Local geometry page (and, with ``embedding``, the Embedding page) shows for
+    ``model`` at its defaults, through the disk cache; returns the cache records (kind, key, seconds, hit).
+
+    Run with ``EXPLORER_CACHE_DIR`` set to ``assets/cache`` to fill the shipped cache (the entries' keys hold the
+    weights hash and code version, so entries made with other weights are never hit)."""
+    d = local_geometry_defaults(model)
+    t = None if d["map"] == "sampler" else d["t"]
+    records = []
+
+    def note(what, rec):
+        records.append({"what": what, "kind": rec["kind"], "key": rec["key"], "hit": rec["hit"],
+                        "seconds": rec.get("seconds")})
+        how = "read from the cache" if rec["hit"] else f"computed in {rec['seconds']:.1f} s"
+        log(f"{model.name}: {what}: {how}")
+
+    note("pool", pool(model, d["n_pool"], d["steps"])[1])
+    if len(d["seeds"]) == 3 or latent_dim(model) == 2:
+        note("descriptor plane", descriptor_plane(model, d["map"], d["steps"], t, d["seeds"], d["n"], d["extent"],
+                                                  d["n_directions"])[1])
+    note("sample descriptors", sample_descriptors(model, d["map"], d["steps"], t, d["n_samples"], d["radius"],
+                                                  d["n_directions"])[1])
+    if embedding:
+        e = embedding_defaults(model)
+        dens = make_density(model, e["source"])
+        note("embedding", embedding_grid(model, dens, e["n"], e["lams"], k=e["k"], n_quad=e["n_quad"],
+                                         n_neighbors=e["n_neighbors"])[1])
+    return records
 
 
 DESCRIPTORS = ("psi", "nu", "nu_eff", "delta")
@@ -262,7 +378,7 @@ def geodesic_points(model, kind: str, n: int, n_background: int, seed: int = 0, 
     """
     from explorer.geodesics import add_background_points
 
-    base = model.training_data().reshape(-1, 2).astype(np.float64) if data is None else np.asarray(data, float)
+    base = _flat(model.training_data()) if data is None else np.asarray(data, float)
     labels = model.training_labels() if data is None else None
     if kind == "data":
         idx = np.arange(len(base))
@@ -322,7 +438,8 @@ def fit_geodesics(model, density: Density, X: np.ndarray, is_bg: np.ndarray, lab
 
 
 def graph_fit_cost(model, source: str, n_nodes: int, k: int, n_quad: int) -> float:
-    return graph_cost(n_nodes, k, n_quad, source == "model", getattr(model, "default_steps", 50))
+    per = likelihood_seconds_per_point(model) if source == "model" else None
+    return graph_cost(n_nodes, k, n_quad, source == "model", getattr(model, "default_steps", 50), per)
 
 
 def _straight_log_p(state: GeodesicState, i: int, j: int, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -416,8 +533,13 @@ def view_density(density: Density, X: np.ndarray, n: int) -> dict:
 # ---------------------------------------------------------------------------- embedding & clusters
 
 
+def embedding_n(model, n: int) -> int:
+    """The number of training points an embedding of ``n`` uses: at most the training set's size."""
+    return max(2, min(int(n), len(model.training_data())))
+
+
 def _embedding_params(model, density, n, lams, k, n_quad, n_background, seed, n_neighbors) -> dict:
-    return {"n": int(n), "lams": [float(x) for x in lams], "k": int(k), "n_quad": int(n_quad),
+    return {"n": embedding_n(model, n), "lams": [float(x) for x in lams], "k": int(k), "n_quad": int(n_quad),
             "n_background": int(n_background), "seed": int(seed), "n_neighbors": int(n_neighbors),
             "density": density.info, "model": model.name}
 
@@ -432,7 +554,8 @@ def embedding_is_cached(model, density: Density, n: int, lams, k: int = 10, n_qu
 def embedding_grid(model, density: Density, n: int, lams, k: int = 10, n_quad: int = 3, n_background: int = 0,
                    seed: int = 0, n_neighbors: int = 15, progress=None) -> tuple[dict, dict]:
     """UMAPs of geodesic distances over a λ grid (each Procrustes-aligned onto the previous one), of the
-    straight-line and c ≡ 1 graph baselines, spectral clusterings of each and ARI / NMI (disk-cached).
+    straight-line and c ≡ 1 graph baselines, spectral clusterings of each and ARI / NMI (disk-cached), on ``n``
+    training points (at most all of them: ``embedding_n``).
 
     Arrays: ``X``, ``labels``, ``lams``, ``Y_geodesic`` (L, n, 2), ``clusters_geodesic`` (L, n), ``Y_euclidean``,
     ``Y_graph``, ``clusters_euclidean``, ``clusters_graph``, ``scores`` (rows: [ARI, NMI] for euclidean, graph,
@@ -442,6 +565,7 @@ def embedding_grid(model, density: Density, n: int, lams, k: int = 10, n_quad: i
     from explorer.geodesics import affinity_from_distances
 
     lams = [float(x) for x in lams]
+    n = embedding_n(model, n)
     params = _embedding_params(model, density, n, lams, k, n_quad, n_background, seed, n_neighbors)
     step = [0]
     total = 2 + 2 * len(lams) + 1

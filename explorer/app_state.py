@@ -19,18 +19,36 @@ import numpy as np
 #: the 50-step sampler. The ``test`` profile keeps every page to a second or two for AppTest and CI.
 PROFILES: dict[str, dict] = {
     "default": {
-        "plane_n": 128, "steps": 50, "n_pool": 200, "n_samples": 300,
+        "plane_n": 128, "steps": 50, "n_pool": 200, "n_samples": 300, "extent": 3.0, "seeds": (),
         "graph_n": 2000, "n_background": 500, "k": 10, "view_grid": 80,
         "embed_n": 1000, "embed_lams": (0.05, 0.3, 1.0, 3.0, 10.0), "onoff_grid": 40, "auroc_ts": 8,
         "confirm_seconds": 60.0, "warm_umap": True,
     },
     "test": {
-        "plane_n": 6, "steps": 3, "n_pool": 24, "n_samples": 12,
+        "plane_n": 6, "steps": 3, "n_pool": 24, "n_samples": 12, "extent": 3.0, "seeds": (),
         "graph_n": 150, "n_background": 40, "k": 10, "view_grid": 16,
         "embed_n": 40, "embed_lams": (0.1, 5.0), "onoff_grid": 8, "auroc_ts": 2,
         "confirm_seconds": 1e9, "warm_umap": False,
     },
 }
+
+#: Per-kind overrides of each profile (``model_kind``). Image models (8×8 digits: d = D = 64, a 20-step sampler
+#: with a 512-wide MLP) cost about 0.2 s per latent for ψ, ν and δ with the full 64-direction Jacobian and
+#: 20–60 points/s for the probability-flow ODE likelihood, so: a 16 × 16 plane through three anchor seeds (a
+#: plane in 64-D needs them; extent 12 covers all three, whose latents are about 11 apart), 64 samples, a
+#: 48-image pool, and 300–400-point graphs without uniform background points (a uniform point in a 64-D box has
+#: density ≈ 0).
+KIND_OVERRIDES: dict[str, dict[str, dict]] = {
+    "default": {
+        "image": {"plane_n": 16, "steps": 20, "n_pool": 48, "n_samples": 64, "extent": 12.0, "seeds": (0, 1, 2),
+                  "graph_n": 400, "n_background": 0, "k": 10, "embed_n": 300},
+    },
+    "test": {
+        "image": {"plane_n": 4, "steps": 3, "n_pool": 12, "n_samples": 8, "extent": 12.0, "seeds": (0, 1, 2),
+                  "graph_n": 60, "n_background": 0, "k": 10, "embed_n": 40},
+    },
+}
+KINDS = ("points", "image")
 
 
 def profile_name() -> str:
@@ -40,13 +58,42 @@ def profile_name() -> str:
     return name
 
 
-def profile() -> dict:
-    """The size profile named by ``$EXPLORER_PROFILE`` (``default`` or ``test``); ``$EXPLORER_CONFIRM_SECONDS``
-    overrides the cost above which work waits for a confirm (benchmarks set it high)."""
-    out = dict(PROFILES[profile_name()])
+def profile(kind: str | None = None) -> dict:
+    """The size profile named by ``$EXPLORER_PROFILE`` (``default`` or ``test``), with the overrides of a model
+    ``kind`` (``points`` or ``image``; see ``model_kind``) when given; ``$EXPLORER_CONFIRM_SECONDS`` overrides
+    the cost above which work waits for a confirm (benchmarks set it high)."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    name = profile_name()
+    out = {**PROFILES[name], **KIND_OVERRIDES.get(name, {}).get(kind or "points", {})}
     if os.environ.get("EXPLORER_CONFIRM_SECONDS"):
         out["confirm_seconds"] = float(os.environ["EXPLORER_CONFIRM_SECONDS"])
     return out
+
+
+def model_kind(model) -> str:
+    """``image`` for a model whose samples are flattened images (``model.image_shape`` set), else ``points``."""
+    return "image" if getattr(model, "image_shape", None) else "points"
+
+
+def sizes_for(model) -> dict:
+    """The size profile for ``model``: ``profile(model_kind(model))``."""
+    return profile(model_kind(model))
+
+
+def latent_dim(model) -> int:
+    return int(np.prod(model.latent_shape))
+
+
+def default_directions(d: int, max_full: int = 64) -> int:
+    """The default number P of Jacobian directions for descriptors of a d-dimensional latent: the full Jacobian
+    (P = d) up to ``max_full`` (64: 0.2 s per latent for the digits), else a sketch of 16 directions."""
+    return int(d) if d <= max_full else min(16, int(d))
+
+
+def direction_options(d: int) -> list[int]:
+    """P choices for a d-dimensional latent: powers of two from 4 below d, then d itself (the full Jacobian)."""
+    return sorted({p for p in (4, 8, 16, 32, 64, 128, 256) if p < d} | {int(d)})
 
 
 # ---------------------------------------------------------------------------- λ scale
@@ -86,6 +133,7 @@ QUERY_SCHEMA: dict[str, tuple] = {
     "res": ("lg_res", int, str),
     "color": ("lg_color", str, str),
     "cell": ("lg_cell", _ints, lambda v: ",".join(map(str, v))),
+    "dirs": ("lg_dirs", int, str),
     "pts": ("geo_points", str, str),
     "graph": ("geo_graph", str, str),
     "k": ("geo_k", int, str),
@@ -252,35 +300,79 @@ def grid_cells(u: np.ndarray, v: np.ndarray, values: np.ndarray) -> dict:
             "customdata": np.stack([ii.ravel(), jj.ravel()], 1)}
 
 
+# ---------------------------------------------------------------------------- image galleries
+def grey_images(x: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
+    """Flat model-space images (…, h·w) in [−1, 1] → grey levels (N, h, w) in [0, 1] for display, clipped."""
+    h, w = (int(s) for s in image_shape)
+    x = np.asarray(x, dtype=np.float64).reshape(-1, h * w)
+    return np.clip((x.reshape(-1, h, w) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def mosaic(images: np.ndarray, ncols: int, gap: int = 1) -> dict:
+    """Images (N, h, w) tiled row-major into one (H, W) array for a single heatmap trace (NaN in the gaps, drawn
+    transparent), with each image's centre ``x``, ``y`` and its box ``[x0, y0, x1, y1]`` in heatmap coordinates
+    (pixel (r, c) of the mosaic sits at x = c, y = r; draw with the y axis reversed)."""
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or not len(images):
+        raise ValueError(f"images must be a non-empty (N, h, w) array; got shape {images.shape}")
+    N, h, w = images.shape
+    ncols = max(1, min(int(ncols), N))
+    nrows = math.ceil(N / ncols)
+    z = np.full((nrows * (h + gap) - gap, ncols * (w + gap) - gap), np.nan)
+    rows, cols = np.divmod(np.arange(N), ncols)
+    for k, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        z[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = images[k]
+    x0, y0 = cols * (w + gap) - 0.5, rows * (h + gap) - 0.5
+    return {"z": z, "x": x0 + w / 2, "y": y0 + h / 2, "boxes": np.stack([x0, y0, x0 + w, y0 + h], 1),
+            "nrows": nrows, "ncols": ncols}
+
+
+def sorted_by(values: np.ndarray, ascending: bool = True) -> np.ndarray:
+    """Indices that sort ``values`` (NaN last), stable: the order of a gallery sorted by a descriptor."""
+    v = np.asarray(values, dtype=np.float64)
+    key = np.where(np.isnan(v), np.inf, v if ascending else -v)
+    return np.argsort(key, kind="stable")
+
+
 # ---------------------------------------------------------------------------- cost estimates
 #: Seconds per unit on a contended 2-core CPU, measured for the toy 2-D models (conservative): e.g. 128² cells of
-#: the 50-step sampler took 69 s; embeddings of 1,000 points over 5 λ values took 24 s.
-_COST = {"step_overhead": 0.3, "latent_step": 1.5e-4, "density_eval": 5.0e-6, "logprob_eval_step": 1.0e-5,
-         "dijkstra_pair": 1.0e-6, "umap_point": 1.5e-3}
+#: the 50-step sampler took 69 s; embeddings of 1,000 points over 5 λ values took 24 s. ``direction_step``: ψ, ν
+#: and δ per latent, sampler step and Jacobian direction through the digits' 512-wide MLP (P = 16 and P = 64 both
+#: gave 1.5e-4 s: 0.19 s per latent for the full 64-direction Jacobian of the 20-step sampler).
+_COST = {"step_overhead": 0.3, "latent_step": 1.5e-4, "direction_step": 1.5e-4, "density_eval": 5.0e-6,
+         "logprob_eval_step": 1.0e-5, "dijkstra_pair": 1.0e-6, "umap_point": 1.5e-3}
 
 
 def descriptor_cost(n_latents: int, steps: int, map_name: str = "sampler", t: int | None = None,
-                    T: int = 1000) -> float:
-    """Estimated seconds for ψ/ν/δ of ``n_latents`` latents through a ``map_name`` with ``steps`` steps."""
+                    T: int = 1000, n_directions: int = 2) -> float:
+    """Estimated seconds for ψ/ν/δ of ``n_latents`` latents through a ``map_name`` with ``steps`` steps and
+    ``n_directions`` Jacobian directions (2 for the toy models; up to 64 for the digits)."""
     if map_name == "denoiser":
         eff = 1
     elif map_name == "from_t" and t is not None:
         eff = max(1, math.ceil(steps * (t + 1) / T))
     else:
         eff = steps
-    return 1.0 + eff * (_COST["step_overhead"] + n_latents * _COST["latent_step"])
+    per = _COST["latent_step"] if n_directions <= 2 else n_directions * _COST["direction_step"]
+    return 1.0 + eff * (_COST["step_overhead"] + n_latents * per)
 
 
-def density_cost(n_points: int, model_density: bool, steps: int = 50) -> float:
-    """Estimated seconds to evaluate log p at ``n_points`` (model likelihood or KDE)."""
-    per = _COST["logprob_eval_step"] * steps if model_density else _COST["density_eval"]
+def density_cost(n_points: int, model_density: bool, steps: int = 50,
+                 seconds_per_point: float | None = None) -> float:
+    """Estimated seconds to evaluate log p at ``n_points`` (model likelihood or KDE); ``seconds_per_point``
+    (a measured model likelihood, e.g. the digits' ODE) replaces the toy models' DDIM inversion estimate."""
+    if model_density and seconds_per_point is not None:
+        per = float(seconds_per_point)
+    else:
+        per = _COST["logprob_eval_step"] * steps if model_density else _COST["density_eval"]
     return 1.0 + n_points * per
 
 
-def graph_cost(n_nodes: int, k: int, n_quad: int, model_density: bool, steps: int = 50) -> float:
+def graph_cost(n_nodes: int, k: int, n_quad: int, model_density: bool, steps: int = 50,
+               seconds_per_point: float | None = None) -> float:
     """Estimated seconds to fit the geodesic graph: log p at the nodes and at E·n_quad quadrature points."""
     n_edges = n_nodes * k * 0.75
-    return density_cost(int(n_nodes + n_edges * n_quad), model_density, steps)
+    return density_cost(int(n_nodes + n_edges * n_quad), model_density, steps, seconds_per_point)
 
 
 def embedding_cost(n: int, n_lams: int, graph: float) -> float:

@@ -10,7 +10,11 @@ Writes are atomic: each file goes to a temporary name in the same folder and is 
 computing the same entry write identical content, so neither ever reads a torn file; an interrupted job
 leaves at most a stray temporary file (ignored, removed by ``clear``) and is simply recomputed.
 
-The folder is ``$EXPLORER_CACHE_DIR`` when set, else ``.explorer-cache/`` in the repository.
+The folder is ``$EXPLORER_CACHE_DIR`` when set, else ``.explorer-cache/`` in the repository. Reads that miss
+there fall back to ``assets/cache/`` (same layout, read-only): small precomputed results of the app's default
+views ship there (``scripts/precompute-default-views``), so a first visit is instant. Writes, ``stats`` and
+``clear`` only ever touch the user's folder; a shipped entry made with other weights or code has another key
+and is simply never hit.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from explorer import __version__
 #: Bumped when a cached result's meaning changes; part of every key.
 CODE_VERSION = f"{__version__}+cache1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Read-only fallback folder of precomputed entries shipped with the repository.
+ASSETS_CACHE = REPO_ROOT / "assets" / "cache"
 _TMP_PREFIX = ".tmp-"
 
 
@@ -65,10 +71,17 @@ def cache_key(kind: str, params: Mapping, weights_hash: str, dtype: str = "float
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def paths(kind: str, key: str) -> tuple[Path, Path]:
-    """The ``.npz`` and ``.json`` files of one entry."""
-    base = cache_dir() / f"{kind}-{key}"
+def paths(kind: str, key: str, folder: Path | None = None) -> tuple[Path, Path]:
+    """The ``.npz`` and ``.json`` files of one entry in ``folder`` (default: the user's cache folder)."""
+    base = Path(cache_dir() if folder is None else folder) / f"{kind}-{key}"
     return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+def read_folders() -> list[Path]:
+    """Where entries are looked up, in order: the user's cache folder, then the shipped ``ASSETS_CACHE``."""
+    user = cache_dir()
+    shipped = Path(ASSETS_CACHE)
+    return [user] if shipped.resolve() == user.resolve() else [user, shipped]
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -95,9 +108,8 @@ def save(kind: str, key: str, arrays: Mapping[str, np.ndarray], record: Mapping)
     return npz, js
 
 
-def load(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
-    """The entry's arrays and record, or None when it is missing or unreadable (then it is recomputed)."""
-    npz, js = paths(kind, key)
+def _load_from(folder: Path, kind: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    npz, js = paths(kind, key, folder)
     if not (npz.exists() and js.exists()):
         return None
     try:
@@ -111,10 +123,21 @@ def load(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
     return arrays, record
 
 
+def load(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The entry's arrays and record from the user's cache, else from the shipped ``assets/cache`` (the record
+    then has ``"shipped": True``), or None when it is missing or unreadable (then it is recomputed)."""
+    for i, folder in enumerate(read_folders()):
+        hit = _load_from(folder, kind, key)
+        if hit is not None:
+            return (hit[0], {**hit[1], "shipped": True}) if i else hit
+    return None
+
+
 def exists(kind: str, params: Mapping, weights_hash: str, dtype: str = "float32") -> bool:
-    """Whether the entry for these parameters is on disk (both files), i.e. ``cached`` would not compute."""
-    npz, js = paths(kind, cache_key(kind, params, weights_hash, dtype))
-    return npz.exists() and js.exists()
+    """Whether the entry for these parameters is on disk (both files, in the user's cache or the shipped one),
+    i.e. ``cached`` would not compute."""
+    key = cache_key(kind, params, weights_hash, dtype)
+    return any(all(p.exists() for p in paths(kind, key, folder)) for folder in read_folders())
 
 
 def cached(kind: str, params: Mapping, compute: Callable[[], Mapping[str, np.ndarray]], *, weights_hash: str,
@@ -122,7 +145,8 @@ def cached(kind: str, params: Mapping, compute: Callable[[], Mapping[str, np.nda
     """The arrays of ``compute()`` for these parameters: read from disk when present, else computed and saved.
 
     Returns ``(arrays, record)``; ``record`` holds the parameters, key, code version, weights hash, dtype,
-    the compute time and ``"hit"`` (whether it came from disk).
+    the compute time and ``"hit"`` (whether it came from disk; ``"shipped"`` when from ``assets/cache``). New
+    results are always written to the user's cache folder.
     """
     key = cache_key(kind, params, weights_hash, dtype)
     hit = load(kind, key)

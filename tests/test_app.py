@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from explorer import app_compute, app_state, cache
-from explorer.models import BUILTIN_MODELS, DEFAULT_MODEL
+from explorer.models import DEFAULT_MODEL, TOY2D_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["app_pages/local_geometry.py", "app_pages/geodesics.py", "app_pages/embedding.py"]
-OTHER_MODELS = [m for m in BUILTIN_MODELS if m != DEFAULT_MODEL]
+# Every page on every other 2-D model; the image models have their own tests (tests/test_app_images.py).
+OTHER_MODELS = [m for m in TOY2D_MODELS if m != DEFAULT_MODEL]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -277,15 +278,28 @@ def test_cost_estimates_and_confirm():
     assert app_state.descriptor_cost(128 * 128, 50, "denoiser") < big
     assert app_state.needs_confirm(big) and not app_state.needs_confirm(small)
     assert app_state.graph_cost(2500, 10, 3, model_density=True) > app_state.graph_cost(2500, 10, 3, False)
+    # digits: 0.19 s per latent for the full 64-direction Jacobian of the 20-step sampler; a sketch is cheaper
+    full = app_state.descriptor_cost(256, 20, n_directions=64)
+    assert 30 < full < 120 and app_state.descriptor_cost(256, 20, n_directions=16) < full / 2
+    assert app_state.density_cost(100, True, seconds_per_point=0.05) == pytest.approx(6.0)
+    assert app_state.density_cost(100, False, seconds_per_point=0.05) < 2
     assert app_state.describe_seconds(30) == "about 30 s" and app_state.describe_seconds(600) == "about 10 min"
 
 
 def test_profiles(monkeypatch):
     assert app_state.profile()["plane_n"] == 6
+    assert app_state.profile("points") == app_state.profile()
+    assert app_state.profile("image")["plane_n"] <= 6 and app_state.profile("image")["n_background"] == 0
     monkeypatch.setenv("EXPLORER_CONFIRM_SECONDS", "5")
-    assert app_state.profile()["confirm_seconds"] == 5.0
+    assert app_state.profile()["confirm_seconds"] == 5.0 and app_state.profile("image")["confirm_seconds"] == 5.0
+    with pytest.raises(ValueError, match="kind"):
+        app_state.profile("video")
     d = app_state.PROFILES["default"]
     assert d["plane_n"] == 128 and d["steps"] == 50 and d["graph_n"] == 2000 and d["k"] == 10 and d["n_background"] > 0
+    monkeypatch.setenv("EXPLORER_PROFILE", "default")
+    img = app_state.profile("image")
+    assert img["plane_n"] in (16, 24) and img["n_samples"] == 64 and 300 <= img["embed_n"] <= 500
+    assert img["k"] == 10 and img["n_background"] == 0 and len(img["seeds"]) == 3
 
 
 def test_downloads_carry_their_parameters():
@@ -391,6 +405,38 @@ def test_cache_writes_are_atomic(tmp_path, monkeypatch):
     npz.write_bytes(b"torn")  # a damaged file is recomputed, never returned
     arrays, rec = cache.cached("job", {"x": 1}, lambda: {"a": np.full(3, 2.0)}, weights_hash="w")
     assert not rec["hit"] and arrays["a"].sum() == 6
+
+
+def test_cache_reads_fall_back_to_the_shipped_folder(tmp_path, monkeypatch):
+    shipped, user = tmp_path / "assets-cache", tmp_path / "user"
+    monkeypatch.setattr(cache, "ASSETS_CACHE", shipped)
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(shipped))  # what scripts/precompute-default-views does
+    _, made = cache.cached("view", {"x": 1}, lambda: {"a": np.arange(3.0)}, weights_hash="w")
+    assert not made["hit"] and cache.paths("view", made["key"])[0].parent == shipped
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(user))
+    files = sorted(shipped.iterdir())
+    for f in [*files, shipped]:
+        f.chmod(0o555 if f.is_dir() else 0o444)  # read-only, as in an installed checkout
+    try:
+        assert cache.exists("view", {"x": 1}, "w") and not cache.exists("view", {"x": 1}, "other-weights")
+
+        def boom():
+            raise AssertionError("a shipped entry must not be recomputed")
+
+        arrays, rec = cache.cached("view", {"x": 1}, boom, weights_hash="w")
+        assert rec["hit"] and rec["shipped"] and arrays["a"].tolist() == [0.0, 1.0, 2.0]
+        _, new = cache.cached("view", {"x": 2}, lambda: {"a": np.zeros(2)}, weights_hash="w")
+        assert not new["hit"] and cache.paths("view", new["key"])[0].exists()
+        assert cache.paths("view", new["key"])[0].parent == user, "writes go to the user's folder"
+        _, stale = cache.cached("view", {"x": 1}, lambda: {"a": np.ones(1)}, weights_hash="new-weights")
+        assert not stale["hit"], "an entry made with other weights is never hit"
+        assert cache.stats()["entries"] == 2 and cache.clear() == 4, "stats and clear see the user's folder only"
+        assert sorted(shipped.iterdir()) == files
+        _, again = cache.cached("view", {"x": 1}, boom, weights_hash="w")
+        assert again["shipped"]
+    finally:
+        for f in [shipped, *files]:
+            f.chmod(0o755 if f.is_dir() else 0o644)
 
 
 def test_cache_dir_default_and_env(monkeypatch):
