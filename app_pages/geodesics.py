@@ -13,6 +13,11 @@ from explorer import app_compute, app_state
 P = app_state.profile()
 spec = app_ui.sidebar()
 model = app_ui.get_model(spec)
+if getattr(model, "image_shape", None) is not None:  # image models: strips of images instead of 2-D plots
+    import app_geodesics_images
+
+    app_geodesics_images.render(spec, model)
+    st.stop()
 
 st.title("Generative geodesics")
 st.caption("Shortest paths of the metric c(x)·‖dx‖ with c = (p0 + λ)/(p(x) + λ) on a k-NN or ε-graph (DESIGN.md §3). "

@@ -1,8 +1,9 @@
 """Three ways from one sample to another (paper 2's interpolation figure): the refined generative geodesic,
 the straight line in data (pixel) space, and the spherical interpolation (slerp) of the two latents.
 
-For a model G with an exact inverse (the DDIM sampler), the latents are z_a = G⁻¹(x_a), z_b = G⁻¹(x_b)
-(``discrete_log_prob``'s Newton inversion), and the slerp path is G(slerp(z_a, z_b; s)), s ∈ [0, 1]:
+The latents are z_a = G⁻¹(x_a), z_b = G⁻¹(x_b) (explorer.models.inversion: the DDIM sampler's exact Newton
+inversion where it converges, the approximate DDIM inversion elsewhere, with G(z) ≈ x to a reported error), and
+the slerp path is G(slerp(z_a, z_b; s)), s ∈ [0, 1]:
 
     slerp(z_a, z_b; s) = sin((1−s)Ω)/sin Ω · z_a + sin(sΩ)/sin Ω · z_b,   cos Ω = ⟨z_a, z_b⟩/(‖z_a‖‖z_b‖).
 
@@ -33,17 +34,12 @@ def slerp(z_a, z_b, n: int) -> np.ndarray:
     return (np.sin((1 - s) * omega) * a + np.sin(s * omega) * b) / np.sin(omega)
 
 
-def latents_of(model, x, steps: int | None = None) -> np.ndarray:
-    """z = G⁻¹(x) for samples x (M, D) by the sampler's exact inversion (float64)."""
-    from explorer.density.ddim import discrete_log_prob
+def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None, return_info: bool = False):
+    """G(slerp(G⁻¹(x_a), G⁻¹(x_b))) as (n, D) samples: the path a user of latent interpolation sees. With
+    ``return_info``, also {"exact": [bool, bool], "reconstruction_error": [‖G(z_a) − x_a‖, ‖G(z_b) − x_b‖]}."""
+    from explorer.models.inversion import invert
 
-    _, z, _, _ = discrete_log_prob(model, x, steps=steps, dtype=torch.float64, return_details=True)
-    return np.asarray(z, dtype=np.float64).reshape(len(z), -1)
-
-
-def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None) -> np.ndarray:
-    """G(slerp(G⁻¹(x_a), G⁻¹(x_b))) as (n, D) samples: the path a user of latent interpolation sees."""
-    z = latents_of(model, np.stack([np.ravel(x_a), np.ravel(x_b)]), steps)
+    z, exact, err = invert(model, np.stack([np.ravel(x_a), np.ravel(x_b)]), steps)
     path = slerp(z[0], z[1], n)
     G = model.generator("sampler", steps)
     den_dtype = next(model.denoiser.parameters()).dtype
@@ -53,6 +49,8 @@ def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None) ->
             out = G(torch.from_numpy(path).reshape(n, *model.latent_shape)).reshape(n, -1).numpy()
     finally:
         model.denoiser.to(den_dtype)
+    if return_info:
+        return out, {"exact": exact.tolist(), "reconstruction_error": err.tolist()}
     return out
 
 
@@ -76,11 +74,12 @@ def compare_paths(model, graph_points, log_density, log_density_torch=None, lam:
     if log_density_torch is not None and n_points > 2:
         r = refine_path(geo, log_density_torch, n_quad=n_quad, max_iter=max_iter, **kw)
         geo, before = r.points, r.length_before
-    paths = {"geodesic": geo, "straight": straight_line(P[0], P[-1], n_points),
-             "slerp": latent_slerp_path(model, P[0], P[-1], n_points, steps)}
+    slerp_points, slerp_info = latent_slerp_path(model, P[0], P[-1], n_points, steps, return_info=True)
+    paths = {"geodesic": geo, "straight": straight_line(P[0], P[-1], n_points), "slerp": slerp_points}
     out = {}
     for name, pts in paths.items():
         prof = profile_along(pts, log_density, **kw)
         out[name] = {**prof, "points": pts}
     out["geodesic"].update(graph_points=P, refined=log_density_torch is not None, length_unrefined=before)
+    out["slerp"].update(slerp_info)
     return out
