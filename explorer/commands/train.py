@@ -3,6 +3,7 @@
 Examples:
   python -m explorer train toy2d --dataset moons            # writes assets/toy2d/moons.*
   python -m explorer train toy2d --csv points.csv --out my_models
+  python -m explorer train digits --variant memorized       # writes assets/digits/memorized.*
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from explorer.models import ASSETS
 
 
 def add_arguments(p) -> None:
-    p.add_argument("family", choices=["toy2d"], help="model family")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", choices=["moons", "circles", "ring", "spiral"], help="built-in data set")
-    src.add_argument("--csv", type=Path, help="CSV of 2-D points (two numeric columns, optional header)")
+    p.add_argument("family", choices=["toy2d", "digits"], help="model family")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", choices=["moons", "circles", "ring", "spiral"], help="toy2d: built-in data set")
+    src.add_argument("--csv", type=Path, help="toy2d: CSV of 2-D points (two numeric columns, optional header)")
+    src.add_argument("--variant", choices=["full", "memorized"], help="digits: which built-in digit model")
     p.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and batches (default 0)")
-    p.add_argument("--iterations", type=int, default=None, help="training iterations (default 15000)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training iterations (default: toy2d 15000, digits 30000)")
     p.add_argument("--out", type=Path, default=ASSETS, help="output folder (default: assets/)")
 
 
@@ -28,8 +31,21 @@ def _progress(i: int, total: int, loss: float) -> None:
 
 
 def run(args) -> int:
+    if args.family == "digits":
+        if not args.variant:
+            raise ValueError("train digits needs --variant full or --variant memorized")
+        from explorer.models.digits import train_builtin as train_digits
+
+        record = train_digits(args.variant, args.out, seed=args.seed, iterations=args.iterations, progress=_progress)
+        q = record["quality"]
+        print(f"wrote {Path(args.out) / 'digits' / args.variant}.safetensors and .json in {record['train_seconds']} s; "
+              f"{q['confident_fraction']:.1%} of {q['n']} samples confidently classified (gate 80%), "
+              f"{q['memorized_fraction']:.1%} memorized")
+        return 0
     from explorer.models.toy2d import train_builtin, train_csv
 
+    if args.variant or not (args.dataset or args.csv):
+        raise ValueError("train toy2d needs --dataset NAME or --csv FILE")
     if args.dataset:
         record = train_builtin(args.dataset, args.out, seed=args.seed, iterations=args.iterations, progress=_progress)
         where = Path(args.out) / "toy2d" / args.dataset
