@@ -137,3 +137,20 @@ def test_inversion_exact_and_approximate():
         model.denoiser.float()
     rel = np.linalg.norm(back - x, axis=1) / np.linalg.norm(x, axis=1)
     assert rel.max() < 0.05
+
+
+def test_geodesics_cli_on_digits_compares_three_paths(tmp_path):
+    import json
+
+    from explorer.cli import main
+
+    out = tmp_path / "digits.npz"
+    assert main(["geodesics", "--model", "digits/full", "--n", "30", "--k", "6", "--n-quad", "1", "--lam", "1",
+                 "--relative", "--compare", "4", "--source", "0", "--target", "1", "--out", str(out)]) == 0
+    arrays = np.load(out)
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["summary"]["n_background"] == 0 and record["density"]["likelihood"]["method"] == "ode"
+    for name in ("geodesic", "straight", "slerp"):
+        assert arrays[f"{name}_points"].shape == (4, 64) and np.isfinite(arrays[f"{name}_log_p"]).all()
+    np.testing.assert_allclose(arrays["straight_points"][[0, -1]], arrays["X"][[0, 1]])
+    np.testing.assert_allclose(arrays["geodesic_points"][[0, -1]], arrays["X"][[0, 1]])
