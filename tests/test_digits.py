@@ -104,25 +104,22 @@ def test_full_jacobian_matches_autograd(full):
 
 
 def test_ode_likelihood_is_the_change_of_variables_of_psi(full):
-    """At x = G(z) through the full sampler with many steps, log p_ODE(x) ≈ log N(z) − ψ(z) (paper 1's ψ is
-    the log-volume change; the ODE is the continuous-time limit of DDIM). Exact divergence, float64."""
-    steps = 200
-    z = full.latents(3, seed=11).double()
+    """At x = G(z) through the full sampler (S = T = 1000, every timestep), log p_ODE(x) = log N(z) − ψ(z):
+    paper 1's ψ is the log-volume change and the ODE is DDIM's continuous-time limit. Measured gaps: 0.1 and
+    0.6 nats on log p ≈ 65 (with S = 200 they are 3.6 and 0.3: the identity holds only for the full sampler).
+    Exact divergence, float64, ψ from the full 64-direction Jacobian."""
+    z = full.latents(2, seed=11).double()
     den = full.denoiser.double()
     try:
-        G = full.generator("sampler", steps)
+        G = full.generator("sampler", 1000)
         with torch.no_grad():
             x = G(z)
-        psi = torch.tensor([float(torch.linalg.slogdet(torch.autograd.functional.jacobian(
-            lambda v: G(v[None])[0], z[i]))[1]) for i in range(3)], dtype=torch.float64)
-        log_nz = -0.5 * (z ** 2).sum(1) - 32 * math.log(2 * math.pi)
+        psi = local_descriptors(G, z, psi_floor=0).psi
+        log_nz = (-0.5 * (z ** 2).sum(1) - 32 * math.log(2 * math.pi)).numpy()
         ode = full.log_prob(x, method="ode", n_steps=200, dtype=torch.float64, exact_max_dim=64)
     finally:
         den.float()
-    want = (log_nz - psi).numpy()
-    assert np.all(np.abs(ode - want) < 2.0), (ode, want)
-    # and it is not trivially true: a wrong latent breaks it
-    assert np.all(np.abs(ode - (log_nz.roll(1) - psi).numpy()) > 2.0) or np.ptp(log_nz.numpy()) < 4
+    assert np.all(np.abs(ode - (log_nz - psi)) < 1.5), (ode, log_nz - psi)
 
 
 def test_skip_denoiser_fast_jacobian_equals_autograd():
@@ -137,7 +134,10 @@ def test_skip_denoiser_fast_jacobian_equals_autograd():
         for i in range(len(x)):
             ref = torch.autograd.functional.jacobian(lambda v, t=t: den(v[None], t)[0], x[i])
             torch.testing.assert_close(J[i], ref, rtol=1e-12, atol=1e-12)
-    assert float(den.skip(999, x)) < float(den.skip(0, x))  # the skip grows towards t = 0 (× 1/sqrt(1 − ᾱ))
+    a = torch.linspace(0.9999, 0.01, 1000, dtype=torch.float64)
+    for t in (0, 999):  # c(t) = sqrt(1 − ᾱ_t)/(ᾱ_t σ_d² + 1 − ᾱ_t): ≈ 1 at pure noise, ≈ sqrt(1 − ᾱ)/σ_d² at t = 0
+        assert float(den.skip(t, x)) == pytest.approx(float((1 - a[t]).sqrt() / (a[t] * 0.49 + 1 - a[t])))
+    assert float(den.skip(499.5, x)) == pytest.approx(0.5 * float(den.skip(499, x) + den.skip(500, x)))
 
 
 def test_training_is_reproducible():

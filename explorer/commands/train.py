@@ -22,7 +22,7 @@ def add_arguments(p) -> None:
     src.add_argument("--variant", choices=["full", "memorized"], help="digits: which built-in digit model")
     p.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and batches (default 0)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="training iterations (default: toy2d 15000, digits 30000)")
+                   help="training iterations (default: toy2d 15000, digits/full 30000, digits/memorized 60000)")
     p.add_argument("--out", type=Path, default=ASSETS, help="output folder (default: assets/)")
 
 

@@ -21,9 +21,9 @@ class MLPDenoiser(nn.Module):
 
     With ``time_every_layer`` each hidden Linear also gets its own time bias emb(t) W_t^(l). With
     ``skip_timesteps`` = T the output gains a linear skip c(t)·x_t, c(t) = sqrt(1−ᾱ_t)/(ᾱ_t σ_d² + 1 − ᾱ_t)
-    (the best linear predictor of ε for data of variance σ_d², set by ``set_skip``): without it the slope
-    ∂ε/∂x, which must grow from about 1 at t = T to 1/sqrt(1−ᾱ_t) near t = 0, can vary with t only
-    through the ReLU masks. The time path has no activation, so x_t ↦ ε_θ(x_t, t) is CPWL for each t.
+    (the best linear predictor of ε for data of variance σ_d², set by ``set_skip``): the slope ∂ε/∂x must
+    change with t (≈ 1 at t = T, where ε ≈ x_T; far from it near t = 0), and without the skip it can
+    change only through the ReLU masks. The time path has no activation, so x_t ↦ ε_θ(x_t, t) is CPWL for each t.
     """
 
     def __init__(self, dim: int = 2, hidden: int = 128, depth: int = 3, time_dim: int = 32,

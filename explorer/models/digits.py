@@ -39,7 +39,7 @@ DEFAULT_NET = {"dim": 64, "hidden": 512, "depth": 4, "time_dim": 64, "time_every
                "skip_timesteps": 1000}
 DEFAULT_TRAIN = {
     "full": {"iterations": 30000, "batch_size": 256, "lr": 1e-3, "ema": 0.999},
-    "memorized": {"iterations": 30000, "batch_size": 256, "lr": 1e-3, "ema": 0.999},
+    "memorized": {"iterations": 60000, "batch_size": 256, "lr": 1e-3, "ema": 0.999},
 }
 
 
