@@ -90,15 +90,18 @@ def render(spec: str, model) -> None:
                      + (f" (digits {path_labels})" if path_labels else ""))
 
     st.subheader("Refined geodesic vs pixel line vs latent slerp")
-    st.caption("The graph path resampled to equally spaced points and refined by L-BFGS on the discretised metric "
-               "length (gradient of log p: the model's score at noise σ ≈ 0.1); the straight line in pixel space; "
-               "and G(slerp(G⁻¹(A), G⁻¹(B))), the interpolation a latent-space user sees.")
+    st.caption("The graph path refined by L-BFGS on its discretised metric length (gradient of log p: the model's "
+               "score at noise σ ≈ 0.1) and shown at equally spaced points; the straight line in pixel space; and "
+               "G(slerp(G⁻¹(A), G⁻¹(B))), the interpolation a latent-space user sees. Metric lengths by quadrature "
+               "along each polyline; log p is the model's (an ODE estimate for digits).")
     key = ("geo_img_cmp", spec, n, k, nq, i, j, float(lam), p0)
     if st.button("Compare the three paths", key="geo_img_compare") or st.session_state.get("_geo_img_cmp") == key:
         st.session_state["_geo_img_cmp"] = key
         with st.spinner("Refining the geodesic and evaluating log p along the three paths (cached)…"):
             res = app_image_geodesics.compare(model, state.density, state, i, j, lam, p0, S["n_points"],
                                               S["refine_iter"])
+        st.caption(f"Refinement: metric length {res['geodesic']['length_graph']:.4g} (graph path) → "
+                   f"{res['geodesic']['metric_length']:.4g}.")
         names = {"geodesic": "refined geodesic", "straight": "straight line in pixel space",
                  "slerp": "slerp of the latents"}
         for name, title in names.items():

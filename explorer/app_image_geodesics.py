@@ -72,7 +72,8 @@ def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_poin
     from explorer.geodesics.three_paths import compare_paths
 
     params = {**state.params, "i": int(i), "j": int(j), "lam": float(lam), "p0": float(p0),
-              "n_points": int(n_points), "max_iter": int(max_iter), "refine_gradient": "model score, sigma 0.1"}
+              "n_points": int(n_points), "max_iter": int(max_iter), "refine_gradient": "model score, sigma 0.1",
+              "version": 2}
 
     def compute():
         with state.lock:
@@ -88,6 +89,7 @@ def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_poin
                 arrays[f"{name}.{key}"] = np.asarray(d[key], dtype=np.float64)
             arrays[f"{name}.metric_length"] = np.array(d["metric_length"])
         arrays["graph_points"] = np.asarray(out["geodesic"]["graph_points"])
+        arrays["length_graph"] = np.array(out["geodesic"]["length_graph"])
         return arrays
 
     arrays, record = cache.cached("three_paths", params, compute, weights_hash=model.weights_hash, dtype="float64")
@@ -95,5 +97,6 @@ def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_poin
               for name in ("geodesic", "straight", "slerp")}
     for name in result:
         result[name]["metric_length"] = float(arrays[f"{name}.metric_length"])
+    result["geodesic"]["length_graph"] = float(arrays["length_graph"])
     result["meta"] = {"graph_points": arrays["graph_points"], "hit": record.get("hit", False), "params": params}
     return result

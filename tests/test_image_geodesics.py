@@ -104,6 +104,9 @@ def test_three_paths_large_lambda_is_straight_and_small_lambda_bends_to_the_data
     assert np.linalg.norm(geo[len(geo) // 2]) < np.linalg.norm(line[len(line) // 2]) - 0.1  # towards the mode
     L = lambda P: discrete_length(P, dens, lam=1e-12)  # noqa: E731
     assert L(geo) < L(line)
+    g = near["geodesic"]  # the refinement never lengthens the graph path, and the lengths are the quadrature's
+    assert g["metric_length"] <= g["length_graph"] and g["length_graph"] == pytest.approx(L(graph), rel=1e-9)
+    assert g["metric_length"] == pytest.approx(L(g["refined_points"]), rel=1e-9)
 
 
 def test_image_strip_layout():
@@ -154,3 +157,17 @@ def test_geodesics_cli_on_digits_compares_three_paths(tmp_path):
         assert arrays[f"{name}_points"].shape == (4, 64) and np.isfinite(arrays[f"{name}_log_p"]).all()
     np.testing.assert_allclose(arrays["straight_points"][[0, -1]], arrays["X"][[0, 1]])
     np.testing.assert_allclose(arrays["geodesic_points"][[0, -1]], arrays["X"][[0, 1]])
+
+
+def test_exact_knn_breaks_ties_by_index():  # integer pixel levels make exact distance ties common
+    from explorer.geodesics.graph import exact_knn, knn_edges
+
+    X = np.random.default_rng(1).integers(0, 3, size=(60, 20)).astype(np.float64)
+    got = exact_knn(X, 6, chunk=7)
+    for i in range(len(X)):
+        d2 = ((X - X[i]) ** 2).sum(1)
+        want = sorted(range(len(X)), key=lambda j: (d2[j], j))[:6]
+        assert got[i].tolist() == want
+    e1 = knn_edges(X, 5)
+    e2 = knn_edges(X[::-1].copy()[::-1], 5)  # same values, another memory layout: the same graph
+    np.testing.assert_array_equal(e1, e2)

@@ -64,7 +64,7 @@ def load_points_and_density(args) -> PointsAndDensity:
         if not hasattr(model, "log_prob"):
             raise ValueError(f"model {args.model!r} has no log_prob yet; use --density kde")
 
-        likelihood = model.default_likelihood
+        likelihood = getattr(model, "default_likelihood", None) or {"method": "discrete"}
         info["likelihood"] = likelihood
 
         def log_density(P, chunk: int = 1024):
@@ -80,7 +80,9 @@ def load_points_and_density(args) -> PointsAndDensity:
                       end="\n" if done == len(P) else "", file=sys.stderr, flush=True)
             return np.concatenate(out)
 
-        if likelihood["method"] == "discrete":  # refine_path: the exact a.e. gradient −J⁻ᵀz
+        if not hasattr(model, "denoiser"):  # a model with only log_prob: no gradient for --refine
+            pass
+        elif likelihood["method"] == "discrete":  # refine_path: the exact a.e. gradient −J⁻ᵀz
             from explorer.density.ddim import discrete_log_density_torch
 
             log_density.torch = discrete_log_density_torch(model)

@@ -41,8 +41,32 @@ def knn_edges(X: np.ndarray, k: int) -> np.ndarray:
     k = min(int(k), n - 1)
     if k < 1:
         return np.empty((0, 2), dtype=np.int64)
-    nbrs = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)
+    if X.shape[1] > EXACT_KNN_MIN_DIM:
+        nbrs = exact_knn(X, k + 1)
+    else:  # a k-d tree: exact distances, deterministic ties
+        nbrs = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)
     return _knn_pairs(nbrs, k)
+
+
+#: From this dimension on, scikit-learn's "auto" neighbours are brute force through BLAS, whose rounding depends
+#: on the thread count, so exact ties (common between images with integer pixel levels) break differently from
+#: run to run and the graph, and with it every content-keyed density cache entry, changes. We use exact_knn.
+EXACT_KNN_MIN_DIM = 15
+
+
+def exact_knn(X: np.ndarray, k: int, chunk: int | None = None) -> np.ndarray:
+    """Indices (n, k) of each row's k nearest rows (itself included), by exact float64 squared distances
+    Σ_d (x_d − y_d)², ties broken by the lower index: the same answer on every machine and thread count."""
+    X = np.asarray(X, dtype=np.float64)
+    chunk = chunk or max(1, 4_000_000 // max(1, X.size))  # rows per block: about 32 MB of differences
+    out = np.empty((len(X), k), dtype=np.int64)
+    idx = np.arange(len(X))
+    for start in range(0, len(X), chunk):
+        block = X[start:start + chunk]
+        d2 = ((block[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+        order = np.lexsort((np.broadcast_to(idx, d2.shape), d2), axis=1)  # by distance, then index
+        out[start:start + chunk] = order[:, :k]
+    return out
 
 
 def _knn_pairs(nbrs: np.ndarray, k: int) -> np.ndarray:

@@ -15,7 +15,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from explorer.geodesics.interpolation import profile_along, refine_path, resample_polyline, straight_line
+from explorer.geodesics.interpolation import (
+    discrete_length,
+    profile_along,
+    refine_path,
+    resample_polyline,
+    straight_line,
+)
 
 
 def slerp(z_a, z_b, n: int) -> np.ndarray:
@@ -58,28 +64,31 @@ def compare_paths(model, graph_points, log_density, log_density_torch=None, lam:
                   log_p_ref: float = 0.0, n_points: int = 12, n_quad: int = 3, steps: int | None = None,
                   max_iter: int = 30) -> dict:
     """The geodesic, straight and slerp paths between the ends of ``graph_points`` (the graph geodesic's
-    nodes, (m, D)), each ``n_points`` long, as {name: profile_along(...) + ``points``}.
+    nodes, (m, D)), as {name: profile_along(...) of ``n_points`` points shown + ``metric_length``}.
 
-    ``geodesic``: the graph path resampled to ``n_points`` equally spaced in arc length and, given
-    ``log_density_torch``, refined by L-BFGS (``max_iter``) on the discretised metric length, so the
-    strip shows new images between training images, not only the chain of them. Its entry also holds
-    ``graph_points`` and the length before refinement.
+    ``geodesic``: the graph path itself, refined (given ``log_density_torch``) by L-BFGS (``max_iter``) on the
+    discretised metric length over all its m points, so it never gets longer than the graph path; the strip
+    shows it resampled to ``n_points`` equally spaced in arc length: new images between training images, not
+    only the chain of them. ``metric_length`` of every path is the quadrature length (``n_quad`` Gauss–Legendre
+    nodes per segment) of its polyline: the refined polyline, the n-point line, the n-point slerp. The geodesic
+    entry also holds ``graph_points``, ``length_graph`` (before refinement) and ``refined_points``.
     """
     P = np.asarray(graph_points, dtype=np.float64)
     if P.ndim != 2 or len(P) < 2:
         raise ValueError(f"graph_points must be (m ≥ 2, D); got shape {P.shape}")
     kw = {"lam": lam, "p0": p0, "log_p_ref": log_p_ref}
-    geo = resample_polyline(P, n_points)
-    before = None
-    if log_density_torch is not None and n_points > 2:
-        r = refine_path(geo, log_density_torch, n_quad=n_quad, max_iter=max_iter, **kw)
-        geo, before = r.points, r.length_before
+    refined = P
+    if log_density_torch is not None and len(P) > 2:
+        refined = refine_path(P, log_density_torch, n_quad=n_quad, max_iter=max_iter, **kw).points
     slerp_points, slerp_info = latent_slerp_path(model, P[0], P[-1], n_points, steps, return_info=True)
-    paths = {"geodesic": geo, "straight": straight_line(P[0], P[-1], n_points), "slerp": slerp_points}
+    shown = {"geodesic": resample_polyline(refined, n_points), "straight": straight_line(P[0], P[-1], n_points),
+             "slerp": slerp_points}
+    measured = {"geodesic": refined, "straight": shown["straight"], "slerp": slerp_points}
     out = {}
-    for name, pts in paths.items():
-        prof = profile_along(pts, log_density, **kw)
-        out[name] = {**prof, "points": pts}
-    out["geodesic"].update(graph_points=P, refined=log_density_torch is not None, length_unrefined=before)
+    for name, pts in shown.items():
+        out[name] = {**profile_along(pts, log_density, **kw), "points": pts,
+                     "metric_length": discrete_length(measured[name], log_density, n_quad=n_quad, **kw)}
+    out["geodesic"].update(graph_points=P, refined_points=refined, refined=log_density_torch is not None,
+                           length_graph=discrete_length(P, log_density, n_quad=n_quad, **kw))
     out["slerp"].update(slerp_info)
     return out
