@@ -73,7 +73,7 @@ def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_poin
 
     params = {**state.params, "i": int(i), "j": int(j), "lam": float(lam), "p0": float(p0),
               "n_points": int(n_points), "max_iter": int(max_iter), "refine_gradient": "model score, sigma 0.1",
-              "version": 2}
+              "version": 5}
 
     def compute():
         with state.lock:

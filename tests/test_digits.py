@@ -147,3 +147,18 @@ def test_training_is_reproducible():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
     assert CONFIDENT == 0.8
+
+
+def test_shared_probes_make_the_ode_likelihood_smooth(full):
+    """The geodesics integrate log p along segments and refine paths on it: with the same Hutchinson probes for
+    every point it is close to a smooth function of x (what is left are the ReLU net's kinks crossed by the RK4
+    stages); per-point probes re-draw the estimate's noise at every point. Measured medians over 16 images for
+    a 1e-4 step: 0.05 vs 5.4 nats."""
+    x = full.training_data()[:16].astype(np.float64)
+    step = 1e-4 * np.random.default_rng(0).normal(size=x.shape)
+    kw = {"method": "ode", "n_steps": 20, "n_probes": 2}
+    shared = [full.log_prob(p, **kw, shared_probes=True) for p in (x, x + step)]
+    per_point = [full.log_prob(p, **kw) for p in (x, x + step)]
+    assert np.median(np.abs(shared[1] - shared[0])) < 0.3
+    assert np.median(np.abs(per_point[1] - per_point[0])) > 1.5
+    assert full.default_likelihood.get("shared_probes") is True

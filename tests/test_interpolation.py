@@ -76,3 +76,34 @@ def test_convergence_study_small():
     # at large λ the straight geodesic crosses the empty middle: samples from p stay far worse than uniform ones
     assert by[("density", 10.0, 1000)]["rel_error"] > 3 * by[("uniform", 10.0, 1000)]["rel_error"]
     assert by[("density", 0.01, 1000)]["rel_error"] < by[("density", 10.0, 1000)]["rel_error"]
+
+
+def test_refine_path_falls_back_to_descent_when_lbfgs_stalls(monkeypatch):
+    """On the digits' noisy ODE log p with score gradients, L-BFGS's line search makes no progress; then a
+    normalised gradient descent keeping only improving steps still shortens the path and never lengthens it."""
+    import explorer.geodesics.interpolation as interp
+
+    class Stalled:  # an optimiser whose line search gives up at once
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def zero_grad(self):
+            pass
+
+        def step(self, closure):
+            return closure()
+
+    monkeypatch.setattr(interp.torch.optim, "LBFGS", Stalled)
+
+    def log_p(P):  # a Gaussian bump at the origin
+        return -0.5 * (np.asarray(P) ** 2).sum(1)
+
+    def log_p_torch(x):
+        return -0.5 * (x ** 2).sum(1)
+
+    P = np.stack([np.linspace(-2, 2, 9), np.full(9, 1.5)], axis=1)  # a line passing above the bump
+    r = refine_path(P, log_p_torch, lam=1e-3, max_iter=30)
+    assert r.length_after < 0.9 * r.length_before
+    assert r.length_after == pytest.approx(discrete_length(r.points, log_p, lam=1e-3), rel=1e-9)
+    assert abs(r.points[4, 1]) < 1.4  # pulled towards the bump
+    np.testing.assert_array_equal(r.points[[0, -1]], P[[0, -1]])

@@ -176,7 +176,8 @@ def _point_probes(x: np.ndarray, n_probes: int, seed: int) -> torch.Tensor:
 
 
 def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float32, batch_size: int = 4096,
-                 exact_max_dim: int = 8, n_probes: int = 4, seed: int = 0, return_std: bool = False):
+                 exact_max_dim: int = 8, n_probes: int = 4, seed: int = 0, return_std: bool = False,
+                 shared_probes: bool = False):
     """log p(x) by the probability-flow ODE dx̄/dσ = ε_θ(x̄/sqrt(1+σ²), t(σ)), RK4 from σ = 0 (the
     data) to σ_T, over the σ values of ``n_steps + 1`` uniform timesteps in [−1, T−1]:
 
@@ -184,7 +185,9 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
 
     DDIM's step is this ODE's Euler step, so the ``discrete`` density tends to this one as S grows.
     Divergence exact (Jacobian trace) when D ≤ ``exact_max_dim``, else Hutchinson's estimate with
-    ``n_probes`` Rademacher probes fixed per point; ``return_std`` also gives its standard deviation.
+    ``n_probes`` Rademacher probes fixed per point (``shared_probes``: the same probes for every point, so the
+    estimate is a smooth function of x, what a path optimiser needs); ``return_std`` also gives its standard
+    deviation.
     """
     X = _as_batch(model, x, dtype)
     D = X.shape[1]
@@ -219,7 +222,13 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
         with torch.no_grad():
             for start in range(0, len(X), batch_size):
                 xb = X[start:start + batch_size].clone()
-                probes = None if exact else _point_probes(xb.double().numpy(), n_probes, seed)
+                if exact:
+                    probes = None
+                elif shared_probes:
+                    rng = np.random.default_rng(seed)
+                    probes = torch.from_numpy(rng.choice([-1.0, 1.0], size=(1, n_probes, D))).expand(len(xb), -1, -1)
+                else:
+                    probes = _point_probes(xb.double().numpy(), n_probes, seed)
                 div_int = torch.zeros(len(xb), dtype=torch.float64)
                 var_int = torch.zeros(len(xb), dtype=torch.float64)
                 for i in range(n_steps):

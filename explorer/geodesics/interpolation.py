@@ -81,6 +81,7 @@ def profile_along(path_points, log_density: Callable, lam: float = 1.0, p0: floa
     return {"points": P, "arclength": s, "log_p": log_p, "c": c, "metric_length": length}
 
 
+STALLED = 1e-3  # relative L-BFGS progress below which the descent fallback runs
 SMALL_PROBLEM = 200_000  # quadrature coordinates per evaluation below which one torch thread is faster
 
 
@@ -124,9 +125,10 @@ def refine_path(points, log_density_torch: Callable, lam: float = 1.0, p0: float
 
     ``log_density_torch`` maps a float64 torch tensor ``(M, D)`` to ``(M,)`` log p, differentiably.
     ``n_points`` first resamples the polyline to that many points equally spaced in arc length.
-    L-BFGS (strong Wolfe line search); the result is never longer than the input. ``num_threads``: torch
-    threads while optimising (default: 1 for small polylines, where thread hand-offs cost more than they
-    gain; the current setting otherwise).
+    L-BFGS (strong Wolfe line search), and when that makes no progress (a noisy density, an approximate
+    gradient such as the model's score) a normalised gradient descent that keeps only improving steps; the
+    result is never longer than the input. ``num_threads``: torch threads while optimising (default: 1 for
+    small polylines, where thread hand-offs cost more than they gain; the current setting otherwise).
     """
     P = as_points(points, name="points")
     if len(P) < 2:
@@ -169,9 +171,43 @@ def _minimise(P: np.ndarray, length: Callable, inner: torch.Tensor, max_iter: in
             return L
 
         opt.step(closure)
+        with torch.no_grad():
+            after = float(length())
+        if not (after < before and torch.isfinite(inner).all()):  # e.g. noisy values, approximate gradients
+            with torch.no_grad():
+                inner.copy_(torch.from_numpy(P[1:-1]))
+            after = before
+        if after > (1 - STALLED) * before:  # (almost) no progress: descend from where L-BFGS stopped
+            _descent(length, inner, after, max_iter, 0.05 * float(np.mean(np.linalg.norm(np.diff(P, axis=0), axis=1))))
     with torch.no_grad():
         after = float(length())
     out = np.concatenate([P[:1], inner.detach().numpy(), P[-1:]])
     if not (after <= before) or not np.isfinite(out).all():
         out, after = P, before
     return RefinedPath(points=out, length_before=before, length_after=after, n_evals=n_evals())
+
+
+def _descent(length: Callable, inner: torch.Tensor, best: float, max_iter: int, step: float) -> None:
+    """The fallback when L-BFGS's line search stalls: steps of length ``step`` along −∇L/‖∇L‖, kept only when L
+    decreases (doubling the step then, else quartering it, eight tries per iteration)."""
+    for _ in range(max_iter):
+        inner.grad = None
+        L = length()
+        L.backward()
+        g = inner.grad.detach().clone()
+        gn = float(g.norm())
+        if not np.isfinite(gn) or gn == 0:
+            return
+        for _ in range(8):
+            with torch.no_grad():
+                old = inner.detach().clone()
+                inner -= step * g / gn
+                new = float(length())
+            if new < best:
+                best, step = new, 2 * step
+                break
+            with torch.no_grad():
+                inner.copy_(old)
+            step *= 0.25
+        else:
+            return
