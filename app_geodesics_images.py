@@ -39,7 +39,8 @@ def render(spec: str, model) -> None:
                                                    n_, k_, nq_)
 
     cost = app_compute.graph_fit_cost(model, "model", n, k, nq)
-    if not app_ui.confirm_cost("the image graph", cost, f"geo-img-{spec}-{n}-{k}-{nq}"):
+    cached = app_image_geodesics.graph_is_cached(model, app_ui.get_density(spec, "model"), n, k, nq)
+    if not cached and not app_ui.confirm_cost("the image graph", cost, f"geo-img-{spec}-{n}-{k}-{nq}"):
         st.stop()
     with st.status("Fitting the graph: log p at nodes and quadrature points (cached on disk)…") as status:
         try:

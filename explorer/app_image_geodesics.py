@@ -27,10 +27,24 @@ def fit_image_graph(model, density, n: int, k: int, n_quad: int):
 
     n = min(int(n), len(model.training_data()))
     X, is_bg, labels = app_compute.geodesic_points(model, "data", n, 0, seed=0)
-    params = {"model": model.name, "weights_hash": density.weights_hash, "points": "data", "n": n,
-              "n_background": 0, "graph": "knn", "k": int(k), "n_quad": int(n_quad), "density": density.info}
-    return app_compute.fit_geodesics(model, density, X, is_bg, labels, graph="knn", k=int(k), n_quad=int(n_quad),
-                                     params=params)
+    params = graph_params(model, density, n, k, n_quad)
+    state = app_compute.fit_geodesics(model, density, X, is_bg, labels, graph="knn", k=int(k), n_quad=int(n_quad),
+                                      params=params)
+    # a marker, so the page can tell that this graph's log p is on disk (no cost confirm then)
+    cache.cached("image_graph", params, lambda: {"n_edges": np.array(len(state.est.edges_))},
+                 weights_hash=model.weights_hash, dtype="float64")
+    return state
+
+
+def graph_params(model, density, n: int, k: int, n_quad: int) -> dict:
+    n = min(int(n), len(model.training_data()))
+    return {"model": model.name, "weights_hash": density.weights_hash, "points": "data", "n": n,
+            "n_background": 0, "graph": "knn", "k": int(k), "n_quad": int(n_quad), "density": density.info}
+
+
+def graph_is_cached(model, density, n: int, k: int, n_quad: int) -> bool:
+    """Whether ``fit_image_graph`` with these sizes has run before (here or in the shipped cache)."""
+    return cache.exists("image_graph", graph_params(model, density, n, k, n_quad), model.weights_hash, "float64")
 
 
 def precompute_default_view(model, log=print) -> None:
