@@ -1,6 +1,9 @@
 """Screenshots of the app on the digit models for the README (default sizes, the shipped caches).
 
 Run: .venv/bin/python bench/screenshots_digits.py [--out docs/screenshots]
+
+Known problem: the Geodesics view did not finish within 10 minutes in headless Chromium here (the page itself
+renders in 12 s under AppTest with the shipped cache); only the Memorization picture is in the README.
 """
 
 from __future__ import annotations
