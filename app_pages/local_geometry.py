@@ -100,6 +100,18 @@ with lc3:
     app_ui.store("lg_res", int(res))
     st.session_state["lg_seeds"] = seeds
 
+
+
+def pick_anchors(picked) -> None:
+    """Toggle the clicked pool seeds as anchors, keep them in the URL state and redraw."""
+    new = list(seeds)
+    for s in app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
+                                              P["n_pool"]):
+        new = app_state.add_anchor(new, s)
+    app_ui.set_state("lg_seeds", new)
+    st.rerun()
+
+
 chosen = np.isin(pool["seeds"], seeds)
 if IMAGE:
     with gallery_col:
@@ -110,11 +122,7 @@ if IMAGE:
         st.caption("Anchors are framed in red. Three anchor seeds define the latent plane through their latents "
                    "(the first at u = v = 0).")
     if picked:
-        for s in app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
-                                                  P["n_pool"]):
-            seeds = app_state.add_anchor(seeds, s)
-        app_ui.set_state("lg_seeds", seeds)
-        st.rerun()
+        pick_anchors(picked)
 pool_views = [] if IMAGE else [(lc1, pool["latents"], "Latents z (click to pick anchors)", "lg_pool_z"),
                                (lc2, pool["samples"], "Their samples G(z)", "lg_pool_x")]
 for col, arr, title, ck in pool_views:
@@ -128,11 +136,7 @@ for col, arr, title, ck in pool_views:
         ev = st.plotly_chart(f, key=ck, on_select="rerun", selection_mode="points", config={"displayModeBar": False})
         picked = app_ui.new_selection(ck, ev)
         if picked:
-            for s in app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
-                                                      P["n_pool"]):
-                seeds = app_state.add_anchor(seeds, s)
-            app_ui.set_state("lg_seeds", seeds)
-            st.rerun()
+            pick_anchors(picked)
 
 # ---------------------------------------------------------------------------- descriptor maps
 n = int(res)

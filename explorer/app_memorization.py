@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from explorer import cache
+from explorer.app_state import _fmt_float
+from explorer.images import to_grey, upscale  # noqa: F401 - the page and tests use them from here
 from explorer.memorization import FEATURES, THRESHOLD, MemorizationReport, memorization_report, nearest_training
 from explorer.memorization import separation_table as _separation_table
 
@@ -201,25 +203,10 @@ def neighbours(train, samples, k: int) -> tuple[np.ndarray, np.ndarray]:
                             k=min(int(k), len(train)))
 
 
-def to_grey(x, image_shape: Sequence[int]) -> np.ndarray:
-    """Model space [−1, 1] → grey levels in [0, 1], shaped (…, H, W) (the digits' ``to_pixels``, any shape)."""
-    x = np.asarray(x, dtype=np.float32)
-    h, w = (int(s) for s in image_shape)
-    if x.shape[-1] != h * w:
-        raise ValueError(f"a sample has {x.shape[-1]} values; image_shape {h}×{w} needs {h * w}")
-    return np.clip((x.reshape(*x.shape[:-1], h, w) + 1.0) / 2.0, 0.0, 1.0)
-
-
-def upscale(grey: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of a (H, W) grey image in [0, 1] to uint8 (H·scale, W·scale): crisp pixels."""
-    img = np.round(np.clip(np.asarray(grey, np.float64), 0, 1) * 255).astype(np.uint8)
-    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
-
-
 def image_strip(vectors, image_shape: Sequence[int], scale: int = 8, gap: int = 6) -> np.ndarray:
     """Flat samples (m, D) side by side as one uint8 RGB image: each tile upscaled ``scale`` × (nearest), the
     first (the sample) followed by a wider gap than the rest (its neighbours); gaps are white."""
-    tiles = [upscale(g, scale) for g in to_grey(np.asarray(vectors).reshape(len(vectors), -1), image_shape)]
+    tiles = list(upscale(to_grey(np.asarray(vectors).reshape(len(vectors), -1), image_shape), scale))
     h = tiles[0].shape[0]
     parts = []
     for i, tile in enumerate(tiles):
@@ -364,10 +351,6 @@ def na_note(auroc: pd.DataFrame) -> str | None:
 
 
 # ---------------------------------------------------------------------------- URL query parameters
-def _fmt_float(x: float) -> str:
-    return f"{float(x):.6g}"
-
-
 #: Query key → (state key, decoder, encoder), in the format of ``app_state.QUERY_SCHEMA`` (which this page
 #: cannot edit; the page writes these next to the model itself).
 QUERY_SCHEMA: dict[str, tuple] = {

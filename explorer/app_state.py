@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from explorer.images import to_grey
+
 # ---------------------------------------------------------------------------- profiles
 #: Default sizes (the issue's): 2,000-point graph with k = 10 plus background points, 128 × 128 planes of
 #: the 50-step sampler. The ``test`` profile keeps every page to a second or two for AppTest and CI.
@@ -304,8 +306,7 @@ def grid_cells(u: np.ndarray, v: np.ndarray, values: np.ndarray) -> dict:
 def grey_images(x: np.ndarray, image_shape: Sequence[int]) -> np.ndarray:
     """Flat model-space images (…, h·w) in [−1, 1] → grey levels (N, h, w) in [0, 1] for display, clipped."""
     h, w = (int(s) for s in image_shape)
-    x = np.asarray(x, dtype=np.float64).reshape(-1, h * w)
-    return np.clip((x.reshape(-1, h, w) + 1.0) / 2.0, 0.0, 1.0)
+    return to_grey(np.asarray(x).reshape(-1, h * w), (h, w))
 
 
 def mosaic(images: np.ndarray, ncols: int, gap: int = 1) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -28,3 +30,18 @@ def tiny_relu_net(d: int = 3, hidden: int = 16, depth: int = 2, out: int = 2, se
         layers += [nn.ReLU(), nn.Linear(hidden, hidden)]
     layers += [nn.ReLU(), nn.Linear(hidden, out)]
     return nn.Sequential(*layers).to(dtype)
+
+
+@pytest.fixture(scope="module")
+def app_test_profile(tmp_path_factory):
+    """Small sizes (EXPLORER_PROFILE=test) and a private cache folder for one module's app tests; the
+    environment is restored afterwards. Modules opt in with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR")}
+    os.environ["EXPLORER_PROFILE"] = "test"
+    os.environ["EXPLORER_CACHE_DIR"] = str(tmp_path_factory.mktemp("explorer-cache"))
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -20,18 +20,7 @@ PAGES = ["app_pages/local_geometry.py", "app_pages/geodesics.py", "app_pages/emb
 OTHER_MODELS = [m for m in TOY2D_MODELS if m != DEFAULT_MODEL]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def test_profile(tmp_path_factory):
-    """Small sizes and a private cache folder shared by this module's tests."""
-    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR")}
-    os.environ["EXPLORER_PROFILE"] = "test"
-    os.environ["EXPLORER_CACHE_DIR"] = str(tmp_path_factory.mktemp("explorer-cache"))
-    yield
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+pytestmark = pytest.mark.usefixtures("app_test_profile")  # test sizes, a private cache
 
 
 def run_page(page: str | None = None, model: str | None = None, query: dict | None = None, timeout: float = 240):

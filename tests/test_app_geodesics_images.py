@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +12,7 @@ from explorer import app_image_geodesics
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def test_profile(tmp_path_factory):
-    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR")}
-    os.environ["EXPLORER_PROFILE"] = "test"
-    os.environ["EXPLORER_CACHE_DIR"] = str(tmp_path_factory.mktemp("explorer-cache"))
-    yield
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+pytestmark = pytest.mark.usefixtures("app_test_profile")  # test sizes, a private cache
 
 
 def open_geodesics(model: str = "digits/full"):

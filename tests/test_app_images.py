@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +19,11 @@ LOCAL, EMBEDDING = "app_pages/local_geometry.py", "app_pages/embedding.py"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def test_profile(tmp_path_factory):
-    """Small sizes and a private cache folder shared by this module's tests (no shipped cache)."""
-    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR")}
-    os.environ["EXPLORER_PROFILE"] = "test"
-    os.environ["EXPLORER_CACHE_DIR"] = str(tmp_path_factory.mktemp("explorer-cache"))
+def test_profile(app_test_profile, tmp_path_factory):
+    """The test profile and a private cache (conftest), and no shipped cache: these tests compute."""
     old_assets, cache.ASSETS_CACHE = cache.ASSETS_CACHE, tmp_path_factory.mktemp("no-shipped-cache")
     yield
     cache.ASSETS_CACHE = old_assets
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = "app_pages/memorization.py"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def test_profile(tmp_path_factory):
-    """Small sizes and a private cache folder shared by this module's tests."""
-    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR")}
-    os.environ["EXPLORER_PROFILE"] = "test"
-    os.environ["EXPLORER_CACHE_DIR"] = str(tmp_path_factory.mktemp("explorer-cache"))
-    yield
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+pytestmark = pytest.mark.usefixtures("app_test_profile")  # test sizes, a private cache
 
 
 def run_page(model: str, query: dict | None = None, timeout: float = 240):

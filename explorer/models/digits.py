@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.images import to_grey
 from explorer.models.diffusion import DiffusionModel
 from explorer.models.training import train_ddpm
 from explorer.models.weights import save_model_files
@@ -55,8 +56,7 @@ def digit_images() -> tuple[np.ndarray, np.ndarray]:
 
 def to_pixels(x: np.ndarray) -> np.ndarray:
     """Model space [−1, 1] → display grey levels in [0, 1], as (…, 8, 8), clipped."""
-    x = np.asarray(x, dtype=np.float32)
-    return np.clip((x.reshape(*x.shape[:-1], *IMAGE_SHAPE) + 1.0) / 2.0, 0.0, 1.0)
+    return to_grey(x, IMAGE_SHAPE)
 
 
 def split_indices() -> tuple[np.ndarray, np.ndarray]:
