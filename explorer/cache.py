@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer import __version__
+from explorer.provenance import versions
 
 #: Bumped when a cached result's meaning changes; part of every key.
 CODE_VERSION = f"{__version__}+cache1"
@@ -38,6 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Read-only fallback folder of precomputed entries shipped with the repository.
 ASSETS_CACHE = REPO_ROOT / "assets" / "cache"
 _TMP_PREFIX = ".tmp-"
+#: ``<kind>-<key>`` of every entry this process read or wrote through ``cached`` (what ``prune`` keeps).
+_touched: set[str] = set()
 
 
 def cache_dir() -> Path:
@@ -149,6 +152,7 @@ def cached(kind: str, params: Mapping, compute: Callable[[], Mapping[str, np.nda
     results are always written to the user's cache folder.
     """
     key = cache_key(kind, params, weights_hash, dtype)
+    _touched.add(f"{kind}-{key}")
     hit = load(kind, key)
     if hit is not None:
         arrays, record = hit
@@ -157,7 +161,8 @@ def cached(kind: str, params: Mapping, compute: Callable[[], Mapping[str, np.nda
     arrays = {name: np.asarray(a) for name, a in compute().items()}
     record = {"kind": kind, "key": key, "code_version": CODE_VERSION, "weights_hash": str(weights_hash),
               "dtype": str(dtype), "params": _jsonable(dict(params)),
-              "seconds": round(time.perf_counter() - start, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "seconds": round(time.perf_counter() - start, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "versions": versions()}
     save(kind, key, arrays, record)
     return arrays, {**record, "hit": False}
 
@@ -189,4 +194,36 @@ def clear(kind: str | None = None) -> int:
         if kind is None or p.name.startswith(f"{kind}-") or p.name.startswith(_TMP_PREFIX):
             p.unlink(missing_ok=True)
             removed += 1
+    return removed
+
+
+#: ``value`` as plain JSON types (arrays and tensors as lists, other objects as strings): what records hold.
+jsonable = _jsonable
+
+
+def touched() -> set[str]:
+    """The ``<kind>-<key>`` names of every entry this process asked ``cached`` for."""
+    return set(_touched)
+
+
+def prune(keep) -> int:
+    """Delete the cache folder's entries (``<kind>-<key>`` .npz/.json pairs with a matching record) whose name is
+    not in ``keep``; returns the files removed. Other files are never touched."""
+    folder = cache_dir()
+    keep = set(keep)
+    removed = 0
+    for js in entries():
+        name = js.stem
+        if name in keep:
+            continue
+        try:
+            record = json.loads(js.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or f"{record.get('kind')}-{record.get('key')}" != name:
+            continue
+        for p in (folder / f"{name}.npz", js):
+            if p.exists():
+                p.unlink()
+                removed += 1
     return removed

@@ -14,6 +14,7 @@ COMMANDS = {
     "convergence": ("explorer.commands.convergence", "graph-distance convergence study (paper 2, Fig. 4)"),
     "cluster": ("explorer.commands.cluster", "spectral clustering with geodesic vs baseline affinities"),
     "memorization": ("explorer.commands.memorization", "memorized vs novel samples and each descriptor's AUROC"),
+    "precompute": ("explorer.commands.precompute", "fill a cache folder (default: assets/cache) with default views"),
 }
 
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-REF_POINTS = 1000  # training points for the median log p when a model has no stored log_p_ref
-
 
 @dataclass
 class PointsAndDensity:
@@ -39,68 +37,44 @@ def add_density_arguments(p) -> None:
 
 
 def load_points_and_density(args) -> PointsAndDensity:
-    """Points, labels and density for ``args`` (see ``add_density_arguments``), with provenance in ``info``."""
-    from explorer.density import KernelDensity
+    """Points, labels and density for ``args`` (see ``add_density_arguments``), with provenance in ``info``: the same
+    ``explorer.density.cached.make_density`` (and p_ref rule) as the app, so ``--relative --lam`` means the same
+    metric in both."""
+    from explorer.density.cached import make_density
     from explorer.models import load_model
 
     if args.n < 2:
         raise ValueError(f"--n must be at least 2; got {args.n}")
     model = load_model(args.model)
-    data = np.asarray(model.training_data(), dtype=np.float64).reshape(len(model.training_data()), -1)
+    if model.training_set is None:
+        raise ValueError(f"model {args.model!r} has no training set to take graph points from")
+    data = np.asarray(model.training_data(), dtype=np.float64).reshape(len(model.training_set), -1)
     labels = model.training_labels()
     idx = np.arange(len(data))
     if args.n < len(data):
         idx = np.sort(np.random.default_rng(args.seed).choice(len(data), size=args.n, replace=False))
     X = data[idx]
     labels = None if labels is None else np.asarray(labels)[idx]
-    info = {"model": args.model, "n_training": len(data), "density": args.density}
-    if args.density == "kde":
-        kde = KernelDensity(data, bandwidth=args.bandwidth)
-        log_density = kde
-        info["bandwidth"] = kde.bandwidth
-        log_p_ref = float(np.median(kde(data)))
-        info["log_p_ref_source"] = "median KDE log density of the training data"
-    else:
-        if not hasattr(model, "log_prob"):
-            raise ValueError(f"model {args.model!r} has no log_prob yet; use --density kde")
+    density = make_density(model, args.density, bandwidth=args.bandwidth)
+    density.progress = _progress_printer("log p")
+    info = {"model": args.model, "n_training": len(data), **density.info,
+            "log_p_ref_source": "model.log_p_ref (stored at training)" if args.density == "model"
+            and model.log_p_ref is not None else "median over reference training points (explorer.density.cached)"}
+    info["image_shape"] = model.image_shape
+    return PointsAndDensity(X, labels, density, density.log_p_ref, info)
 
-        likelihood = getattr(model, "default_likelihood", None) or {"method": "discrete"}
-        info["likelihood"] = likelihood
 
-        def log_density(P, chunk: int = 1024):
-            P = np.asarray(P)
-            if len(P) <= chunk:
-                return model.log_prob(P, **likelihood)
-            out, start = [], time.perf_counter()
-            for i in range(0, len(P), chunk):
-                out.append(model.log_prob(P[i:i + chunk], **likelihood))
-                done = min(i + chunk, len(P))
-                rate = done / max(time.perf_counter() - start, 1e-9)
-                print(f"\r  log p: {done}/{len(P)} points ({rate:.0f}/s, about {(len(P) - done) / rate:.0f} s left)",
-                      end="\n" if done == len(P) else "", file=sys.stderr, flush=True)
-            return np.concatenate(out)
+def _progress_printer(what: str):
+    """A ``progress(done, total)`` that prints rate and time left on stderr for evaluations of many points."""
+    start = [None]
 
-        if not hasattr(model, "denoiser"):  # a model with only log_prob: no gradient for --refine
-            pass
-        elif likelihood["method"] == "discrete":  # refine_path: the exact a.e. gradient −J⁻ᵀz
-            from explorer.density.ddim import discrete_log_density_torch
+    def progress(done: int, total: int) -> None:
+        if total < 5000:
+            return
+        if start[0] is None:
+            start[0] = time.perf_counter()
+        rate = done / max(time.perf_counter() - start[0], 1e-9)
+        print(f"\r  {what}: {done}/{total} points ({rate:.0f}/s, about {(total - done) / rate:.0f} s left)",
+              end="\n" if done == total else "", file=sys.stderr, flush=True)
 
-            log_density.torch = discrete_log_density_torch(model)
-        else:  # the ODE estimate has no cheap gradient: the model's score at σ ≈ 0.1
-            from explorer.density.score import score_log_density_torch
-
-            log_density.torch = score_log_density_torch(model, log_density)
-
-        if getattr(model, "log_p_ref", None) is not None:
-            log_p_ref = float(model.log_p_ref)
-            info["log_p_ref_source"] = "model.log_p_ref"
-        else:
-            sub = data[np.random.default_rng(0).choice(len(data), size=min(len(data), REF_POINTS), replace=False)]
-            log_p_ref = float(np.median(log_density(sub)))
-            info["log_p_ref_source"] = (f"median model log density of {len(sub)} training points "
-                                        "(the model has no stored log_p_ref)")
-            print(f"note: model has no stored log_p_ref; using {info['log_p_ref_source']}: {log_p_ref:.4g}",
-                  file=sys.stderr)
-    info["log_p_ref"] = log_p_ref
-    info["image_shape"] = getattr(model, "image_shape", None)
-    return PointsAndDensity(X, labels, log_density, log_p_ref, info)
+    return progress

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.commands._density import add_density_arguments, load_points_and_density
+from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
@@ -55,8 +56,8 @@ def run(args) -> int:
             w.writeheader()
             w.writerows(table)
         params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
-        out.with_suffix(".json").write_text(json.dumps(
-            {"command": "cluster", "parameters": params, "density": pd.info, "n_components": int(g.n_components_),
-             "n_infinite_distances": n_inf}, indent=2))
+        record = {"command": "cluster", "parameters": params, "density": pd.info,
+                  "n_components": int(g.n_components_), "n_infinite_distances": n_inf}
+        out.with_suffix(".json").write_text(json.dumps(stamped(record), indent=2))
         print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+from explorer.provenance import stamped
+
 
 def add_arguments(p) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000], help="numbers of points")
@@ -55,8 +57,8 @@ def run(args) -> int:
             w.writeheader()
             w.writerows(rows)
         params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
-        out.with_suffix(".json").write_text(json.dumps(
-            {"command": "convergence", "parameters": params, "density": "ring_density() (8 Gaussians, std 0.2)",
-             "seconds": round(time.perf_counter() - t0, 3)}, indent=2))
+        record = {"command": "convergence", "parameters": params, "density": "ring_density() (8 Gaussians, std 0.2)",
+                  "seconds": round(time.perf_counter() - t0, 3)}
+        out.with_suffix(".json").write_text(json.dumps(stamped(record), indent=2))
         print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from explorer.models import DEFAULT_MODEL
+from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
@@ -38,6 +39,7 @@ def add_arguments(p) -> None:
 def compute(args, progress=None):
     """The maps for parsed CLI ``args``: (DescriptorMaps, parameter record). Used by the CLI and its test."""
     from explorer.descriptors import descriptor_maps, latent_plane
+    from explorer.device import compute_view
     from explorer.models import load_model
 
     model = load_model(args.model)
@@ -49,13 +51,9 @@ def compute(args, progress=None):
             raise ValueError(f"--anchors needs three seeds, got {args.anchors!r}")
         anchors = torch.stack([model.latent_of_seed(s, torch.float64) for s in seeds])
     plane = latent_plane(model.latent_shape, anchors=anchors, n=args.grid, extent=args.extent, dtype=dtype)
-    model.denoiser.to(dtype)
-    try:
-        G = model.generator(args.map, steps=args.steps, t=args.t)
-        maps = descriptor_maps(G, plane, radius=args.radius, n_directions=args.n_directions, seed=args.seed,
-                               progress=progress)
-    finally:
-        model.denoiser.float()
+    G = compute_view(model, dtype).generator(args.map, steps=args.steps, t=args.t)
+    maps = descriptor_maps(G, plane, radius=args.radius, n_directions=args.n_directions, seed=args.seed,
+                           progress=progress)
     record = {"model": args.model, "weights_hash": model.weights_hash, "map": args.map, "steps": args.steps,
               "t": args.t, "anchors": args.anchors, **maps.params, "P": maps.params["n_directions"]}
     return maps, record
@@ -75,6 +73,6 @@ def run(args) -> int:
              basis=maps.plane.basis.numpy(), anchor_coords=maps.plane.anchor_coords,
              singular_values=maps.singular_values)
     record["seconds"] = round(time.perf_counter() - start, 2)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(stamped(record), indent=2) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')} in {record['seconds']} s")
     return 0

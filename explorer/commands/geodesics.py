@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.commands._density import add_density_arguments, load_points_and_density
+from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
@@ -66,7 +67,7 @@ def run(args) -> int:
             path = cmp.pop("path")
             summary.update(cmp)
             if args.refine:
-                if not hasattr(pd.log_density, "torch"):
+                if pd.log_density.torch is None:
                     raise ValueError("--refine needs a torch-differentiable density")
                 r = refine_path(X[path], pd.log_density.torch, lam=args.lam, p0=args.p0, n_quad=args.n_quad,
                                 log_p_ref=g.log_p_ref_, n_points=args.refine)
@@ -95,7 +96,7 @@ def run(args) -> int:
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     record = {"command": "geodesics", "parameters": params, "density": pd.info, "summary": summary}
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2, default=_jsonable))
+    out.with_suffix(".json").write_text(json.dumps(stamped(record), indent=2, default=_jsonable))
     if not connected:
         print(f"error: points {s} and {t} are not connected ({g.n_components_} components); "
               f"{g.connectivity_.get('fix', '')}. Wrote distances and components to {out}", file=sys.stderr)

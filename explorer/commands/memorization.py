@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from explorer.models import DEFAULT_MODEL
+from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
@@ -26,7 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="sample i uses the latent of seed SEED + i (default 0)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps S (default: the model's)")
     p.add_argument("--n-directions", type=int, default=None, help="sketch size P (default: full Jacobian)")
-    p.add_argument("--radius", type=float, default=None, help="δ's cross-polytope radius (default: the app's)")
+    p.add_argument("--radius", type=float, default=None,
+                   help="δ's cross-polytope radius (default: the model's rule, explorer.views.sizes.delta_radius)")
     p.add_argument("--threshold", type=float, default=1 / 3, help="memorized when the ratio is below (default 1/3)")
     p.add_argument("--duplicate-tol", type=float, default=None,
                    help="training images this close are one image (default: 1/3 of the median NN distance)")
@@ -46,8 +48,8 @@ def output_paths(out) -> dict[str, Path]:
 def run(args) -> int:
     import pandas as pd
 
-    from explorer.app_memorization import report_cached
     from explorer.models import load_model
+    from explorer.views.memorization import report_cached
 
     start = time.perf_counter()
     model = load_model(args.model)
@@ -55,7 +57,7 @@ def run(args) -> int:
     def progress(fraction: float, message: str) -> None:
         print(f"\r  {fraction:6.1%}  {message:<60}", end="", file=sys.stderr, flush=True)
 
-    # through the app's disk cache: the Memorization page then opens this run instantly (and a repeat is a hit)
+    # through the disk cache the app reads too: the Memorization page then opens this run instantly
     report, cache_record = report_cached(model, args.n, args.seed, args.steps, args.threshold, progress,
                                          likelihood=not args.no_likelihood, n_boot=1000,
                                          n_directions=args.n_directions, radius=args.radius,
@@ -68,7 +70,7 @@ def run(args) -> int:
     counts = report.counts
     record = {"command": "memorization", **report.params, "counts": counts, "cache_hit": bool(cache_record["hit"]),
               "seconds": round(time.perf_counter() - start, 2)}
-    paths["json"].write_text(json.dumps(record, indent=2) + "\n")
+    paths["json"].write_text(json.dumps(stamped(record), indent=2) + "\n")
     print(f"memorized: {counts['memorized']} / {counts['n']} samples (ratio < {args.threshold:.3g}); "
           f"{args.model}, {report.params['steps']} steps")
     with pd.option_context("display.width", 200, "display.max_colwidth", 80):

@@ -7,6 +7,7 @@ so an S-step sampler counts S copies of each layer of ε_θ.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from explorer.descriptors.directions import check_latents, resolve_directions
+from explorer.models.base import module_device_dtype
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus,
                nn.Hardtanh, nn.Hardswish, nn.Tanh, nn.Sigmoid)
@@ -58,11 +60,17 @@ def local_complexity(G: nn.Module, z, radius: float, directions=None, n_directio
     d = int(np.prod(z.shape[1:]))
     B = resolve_directions(d, directions, n_directions, seed, default_full=False)
     n_vert = 2 * B.shape[0] + 1
+    device, dtype = module_device_dtype(G)
     if chunk_size is None:
-        chunk_size = max(1, 16384 // n_vert)
+        from explorer.device import rows_per_chunk
+
+        chunk_size = rows_per_chunk(G, z[:1].to(device, dtype), n_vert) if len(z) else 1
     state = {"counts": None, "calls": 0, "neurons": 0}
+    owner = threading.get_ident()
 
     def hook(_module, inputs):
+        if threading.get_ident() != owner:  # the networks are shared: count only this call's passes
+            return
         x = inputs[0]
         pos = (x > 0).reshape(-1, n_vert, x[0].numel())
         crossed = pos.any(1) & ~pos.all(1)
@@ -75,13 +83,14 @@ def local_complexity(G: nn.Module, z, radius: float, directions=None, n_directio
     try:
         with torch.no_grad():
             for start in range(0, z.shape[0], chunk_size):
-                zc = z[start:start + chunk_size]
-                state.update(counts=torch.zeros(zc.shape[0], dtype=torch.long), calls=0, neurons=0)
-                G(cross_polytope(zc, B, radius).reshape(-1, *zc.shape[1:]))
-                deltas.append(state["counts"].clone())
+                zc = z[start:start + chunk_size].to(device=device, dtype=dtype)
+                state.update(counts=torch.zeros(zc.shape[0], dtype=torch.long, device=device), calls=0, neurons=0)
+                G(cross_polytope(zc, B.to(device), radius).reshape(-1, *zc.shape[1:]))
+                deltas.append(state["counts"].cpu())
                 if progress is not None:
                     progress(min(start + chunk_size, z.shape[0]), z.shape[0])
     finally:
         for h in handles:
             h.remove()
-    return LocalComplexity(torch.cat(deltas).numpy(), state["calls"], state["neurons"], float(radius), B.shape[0])
+    delta = torch.cat(deltas).numpy() if deltas else np.zeros(0, dtype=np.int64)
+    return LocalComplexity(delta, state["calls"], state["neurons"], float(radius), B.shape[0])

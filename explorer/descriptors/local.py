@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from explorer.descriptors.directions import check_latents, resolve_directions
-from explorer.descriptors.jacobian import jacobian_sketch
+from explorer.descriptors.jacobian import iter_jacobian_sketches
 
 
 @dataclass
@@ -21,10 +21,6 @@ class LocalDescriptors:
     nu_eff: np.ndarray
     singular_values: np.ndarray
     n_directions: int
-
-    def as_dict(self) -> dict[str, np.ndarray]:
-        return {"psi": self.psi, "n_psi": self.n_psi, "nu": self.nu, "nu_eff": self.nu_eff,
-                "singular_values": self.singular_values}
 
 
 def descriptors_from_singular_values(s: np.ndarray, rank_tol: float = 1e-3, psi_floor: float = 1e-8,
@@ -49,12 +45,15 @@ def local_descriptors(G, z, directions=None, n_directions: int | None = None, se
     """ψ, ν, ν_eff of G at each latent of the batch z (B, *latent_shape).
 
     J = ∂G/∂z (D × d), or the sketch J·Bᵀ when ``directions`` B (P, d) with orthonormal rows is
-    given (``n_directions=P`` draws one from ``seed``). Singular values in float64.
+    given (``n_directions=P`` draws one from ``seed``). Singular values in float64. Runs where G's networks
+    are (a model view's device), chunked by the memory budget; results are CPU numpy.
     """
     z = check_latents(z)
     d = int(np.prod(z.shape[1:]))
     B = resolve_directions(d, directions, n_directions, seed)
+    parts = []
     with torch.no_grad():
-        J = jacobian_sketch(G, z, B, chunk_size=chunk_size, progress=progress)
-    s = torch.linalg.svdvals(J.double()).numpy()
+        for _, J in iter_jacobian_sketches(G, z, B, chunk_size=chunk_size, progress=progress):
+            parts.append(torch.linalg.svdvals(J.double()).cpu().numpy())
+    s = np.concatenate(parts) if parts else np.zeros((0, B.shape[0]))
     return descriptors_from_singular_values(s, rank_tol, psi_floor, B.shape[0])

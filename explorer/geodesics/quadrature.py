@@ -38,8 +38,3 @@ def trapezoid_01(m: int) -> tuple[np.ndarray, np.ndarray]:
     w = np.full(m + 1, 1.0 / m)
     w[[0, -1]] *= 0.5
     return t, w
-
-
-def segment_points(A: np.ndarray, B: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Points x = a + t_q (b − a) on each segment: ``(E, Q, D)`` from ``A, B`` ``(E, D)`` and ``t`` ``(Q,)``."""
-    return A[:, None, :] + t[None, :, None] * (B - A)[:, None, :]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from explorer.device import compute_device
 from explorer.geodesics.interpolation import (
     discrete_length,
     profile_along,
@@ -47,14 +48,10 @@ def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None, re
 
     z, exact, err = invert(model, np.stack([np.ravel(x_a), np.ravel(x_b)]), steps)
     path = slerp(z[0], z[1], n)
-    G = model.generator("sampler", steps)
-    den_dtype = next(model.denoiser.parameters()).dtype
-    model.denoiser.to(torch.float64)
-    try:
-        with torch.no_grad():
-            out = G(torch.from_numpy(path).reshape(n, *model.latent_shape)).reshape(n, -1).numpy()
-    finally:
-        model.denoiser.to(den_dtype)
+    view = model.at(compute_device(), torch.float64)
+    G = view.generator("sampler", steps)
+    with torch.no_grad():
+        out = G(torch.from_numpy(path).reshape(n, *model.latent_shape).to(view.device)).reshape(n, -1).cpu().numpy()
     if return_info:
         return out, {"exact": exact.tolist(), "reconstruction_error": err.tolist()}
     return out

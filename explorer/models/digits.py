@@ -73,13 +73,6 @@ def training_indices(variant: str) -> np.ndarray:
     return train if variant == "full" else train[:N_MEMORIZED]
 
 
-def heldout_images() -> tuple[np.ndarray, np.ndarray]:
-    """The held-out digits (never trained on by either model) and their labels."""
-    X, y = digit_images()
-    _, held = split_indices()
-    return X[held], y[held]
-
-
 def digit_classifier(seed: int = 0):
     """A scikit-learn MLP classifier fitted on the ``full`` training images; ``.heldout_accuracy_`` and
     ``.heldout_confident_`` (fraction of held-out digits named with probability ≥ CONFIDENT) attached."""

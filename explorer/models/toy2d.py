@@ -51,11 +51,11 @@ def builtin_quality(model: DiffusionModel, dataset: str, seed: int = 12345) -> d
 
 
 def reference_log_density(model: DiffusionModel, n: int = 1000) -> float:
-    """log p_ref: the median log density (the model's ``default_likelihood``) of (up to ``n`` evenly spaced)
-    training points, the fixed unit of ``relative`` λ and p0 in the geodesics (DESIGN.md §3)."""
-    data = model.training_data()
-    logp = model.log_prob(data[:: max(1, len(data) // n)][:n], **model.default_likelihood)
-    return float(np.nanmedian(logp))
+    """log p_ref of the model's own ``default_likelihood``, stored in its record at training time: the one rule of
+    ``explorer.density.cached.reference_log_density`` (the median over up to ``n`` evenly spaced training points)."""
+    from explorer.density.cached import reference_log_density as rule
+
+    return rule(lambda x: model.log_prob(x, **model.default_likelihood), model.training_data(), n)
 
 
 def train_builtin(dataset: str, out_dir: Path, seed: int = 0, iterations: int | None = None,

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from explorer.models.denoisers import MLPDenoiser
 from explorer.models.diffusion import DiffusionModel
+from explorer.provenance import stamped
 
 
 def file_hash(path: Path) -> str:
@@ -23,7 +24,7 @@ def save_model_files(stem: Path, tensors: dict[str, torch.Tensor], record: dict)
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(stem.with_suffix(".safetensors")))
-    record = {**record, "weights_hash": file_hash(stem.with_suffix(".safetensors"))}
+    record = {**stamped(record), "weights_hash": file_hash(stem.with_suffix(".safetensors"))}
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 

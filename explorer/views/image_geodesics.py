@@ -1,35 +1,25 @@
-"""Streamlit-free glue of the Geodesics page for image models: graph sizes, default endpoints, image strips and
-the three-path comparison (refined geodesic, pixel-space line, latent slerp) with its disk cache."""
+"""The Geodesics view on image models (Streamlit-free, disk-cached): a k-NN graph over training images with the
+model's likelihood, its default endpoints, and the three-path comparison (refined geodesic, pixel-space line,
+latent slerp)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from explorer import cache
-from explorer.app_state import profile_name
-from explorer.images import image_strip
-
-#: Graph sizes for image models, per profile: ≥ 1,000 digit images with k = 10 by default (DESIGN.md §3; the
-#: first build of the default graph takes minutes, then the density cache, shipped in assets/cache for the
-#: built-in digits, makes it instant).
-SIZES = {"default": {"n": 1000, "k": 10, "n_quad": 3, "n_points": 10, "refine_iter": 20},
-         "test": {"n": 40, "k": 5, "n_quad": 1, "n_points": 4, "refine_iter": 2}}
-
-
-def sizes() -> dict:
-    return dict(SIZES[profile_name()])
+from explorer.density.cached import make_density
+from explorer.views.geodesics import fit_geodesics, geodesic_points, geodesic_view
+from explorer.views.sizes import sizes_for
 
 
 def fit_image_graph(model, density, n: int, k: int, n_quad: int):
-    """The page's graph: a k-NN graph over ``n`` training images (seeded subset, no background points) with
-    ``density`` (an app_compute.Density, disk-cached) at nodes and quadrature points."""
-    from explorer import app_compute
-
-    n = min(int(n), len(model.training_data()))
-    X, is_bg, labels = app_compute.geodesic_points(model, "data", n, 0, seed=0)
+    """The view's graph: a k-NN graph over ``n`` training images (seeded subset, no background points) with
+    ``density`` (a disk-cached ``explorer.density.cached.Density``) at nodes and quadrature points."""
+    n = min(int(n), len(model.training_set))
+    X, is_bg, labels = geodesic_points(model, "data", n, 0, seed=0)
     params = graph_params(model, density, n, k, n_quad)
-    state = app_compute.fit_geodesics(model, density, X, is_bg, labels, graph="knn", k=int(k), n_quad=int(n_quad),
-                                      params=params)
+    state = fit_geodesics(model, density, X, is_bg, labels, graph="knn", k=int(k), n_quad=int(n_quad),
+                          params=params)
     # a marker, so the page can tell that this graph's log p is on disk (no cost confirm then)
     cache.cached("image_graph", params, lambda: {"n_edges": np.array(len(state.est.edges_))},
                  weights_hash=model.weights_hash, dtype="float64")
@@ -37,7 +27,7 @@ def fit_image_graph(model, density, n: int, k: int, n_quad: int):
 
 
 def graph_params(model, density, n: int, k: int, n_quad: int) -> dict:
-    n = min(int(n), len(model.training_data()))
+    n = min(int(n), len(model.training_set))
     return {"model": model.name, "weights_hash": density.weights_hash, "points": "data", "n": n,
             "n_background": 0, "graph": "knn", "k": int(k), "n_quad": int(n_quad), "density": density.info}
 
@@ -45,22 +35,6 @@ def graph_params(model, density, n: int, k: int, n_quad: int) -> dict:
 def graph_is_cached(model, density, n: int, k: int, n_quad: int) -> bool:
     """Whether ``fit_image_graph`` with these sizes has run before (here or in the shipped cache)."""
     return cache.exists("image_graph", graph_params(model, density, n, k, n_quad), model.weights_hash, "float64")
-
-
-def precompute_default_view(model, log=print) -> None:
-    """Fill the disk cache with what the page shows first for ``model``: the default graph's log p, the straight
-    line's profile and the three-path comparison between the default endpoints at λ = p0 = 1."""
-    from explorer import app_compute
-
-    S = sizes()
-    density = app_compute.make_density(model, "model")
-    state = fit_image_graph(model, density, S["n"], S["k"], S["n_quad"])
-    log(f"{model.name}: image graph of {len(state.X)} images, {density.n_evals} new log p evaluations")
-    i, j = default_endpoints(state.labels)
-    view = app_compute.geodesic_view(state, 1.0, 1.0, i, j)
-    if view["ok"]:
-        compare(model, density, state, i, j, 1.0, 1.0, S["n_points"], S["refine_iter"])
-        log(f"{model.name}: three paths between images {i} and {j} at λ = 1")
 
 
 def default_endpoints(labels, classes: tuple[int, int] = (0, 6)) -> list[int]:
@@ -71,10 +45,6 @@ def default_endpoints(labels, classes: tuple[int, int] = (0, 6)) -> list[int]:
         if all(len(h) for h in hits):
             return [int(hits[0][0]), int(hits[1][0])]
     return [0, 1]
-
-
-def strip(points, image_shape, scale: int = 8) -> np.ndarray:
-    return image_strip(np.asarray(points), image_shape, scale=scale)
 
 
 def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_points: int, max_iter: int) -> dict:
@@ -114,3 +84,25 @@ def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_poin
     result["geodesic"]["length_graph"] = float(arrays["length_graph"])
     result["meta"] = {"graph_points": arrays["graph_points"], "hit": record.get("hit", False), "params": params}
     return result
+
+
+def image_graph_defaults(model, preset: str = "default") -> dict:
+    """The image Geodesics view's sizes: ``n`` training images, ``k``, ``n_quad``, ``n_points`` shown per path
+    and ``refine_iter``."""
+    S = sizes_for(model, preset)
+    return {"n": S["igraph_n"], "k": S["igraph_k"], "n_quad": S["igraph_nq"], "n_points": S["igraph_points"],
+            "refine_iter": S["igraph_refine_iter"]}
+
+
+def precompute_default_view(model, preset: str = "default", log=print) -> None:
+    """Fill the disk cache with what the view shows first for ``model``: the default graph's log p, the straight
+    line's profile and the three-path comparison between the default endpoints at λ = p0 = 1."""
+    S = image_graph_defaults(model, preset)
+    density = make_density(model, "model")
+    state = fit_image_graph(model, density, S["n"], S["k"], S["n_quad"])
+    log(f"{model.name}: image graph of {len(state.X)} images, {density.n_evals} new log p evaluations")
+    i, j = default_endpoints(state.labels)
+    view = geodesic_view(state, 1.0, 1.0, i, j)
+    if view["ok"]:
+        compare(model, density, state, i, j, 1.0, 1.0, S["n_points"], S["refine_iter"])
+        log(f"{model.name}: three paths between images {i} and {j} at λ = 1")

@@ -1,0 +1,43 @@
+"""Fill the disk cache with every default view of a model, so that a first visit starts no computation
+(``python -m explorer precompute`` writes them into the shipped ``assets/cache``)."""
+
+from __future__ import annotations
+
+from explorer.density.cached import make_density
+from explorer.views.embedding import embedding_defaults, embedding_grid
+from explorer.views.local_geometry import descriptor_plane, local_geometry_defaults, pool, sample_descriptors
+from explorer.views.sizes import latent_dim
+
+
+def precompute_default_views(model, preset: str = "default", embedding: bool = True, log=print) -> list[dict]:
+    """Compute (or read) what each page shows first for ``model`` at the ``preset`` sizes, through the disk cache:
+    Local geometry (pool, plane, sample descriptors), Embedding (with ``embedding``), and for image models the
+    Geodesics graph with its three paths and the Memorization report. Returns the cache records (what, kind,
+    key, hit, seconds)."""
+    d = local_geometry_defaults(model, preset)
+    t = None if d["map"] == "sampler" else d["t"]
+    records = []
+
+    def note(what, rec):
+        records.append({"what": what, "kind": rec.get("kind"), "key": rec.get("key"), "hit": rec.get("hit"),
+                        "seconds": rec.get("seconds")})
+        how = "read from the cache" if rec.get("hit") else f"computed in {rec.get('seconds') or 0:.1f} s"
+        log(f"{model.name}: {what}: {how}")
+
+    note("pool", pool(model, d["n_pool"], d["steps"])[1])
+    if len(d["seeds"]) == 3 or latent_dim(model) == 2:
+        note("descriptor plane", descriptor_plane(model, d["map"], d["steps"], t, d["seeds"], d["n"], d["extent"],
+                                                  d["n_directions"])[1])
+    note("sample descriptors", sample_descriptors(model, d["map"], d["steps"], t, d["n_samples"], d["radius"],
+                                                  d["n_directions"])[1])
+    if embedding and model.training_set is not None:
+        e = embedding_defaults(model, preset)
+        note("embedding", embedding_grid(model, make_density(model, e["source"]), e["n"], e["lams"], k=e["k"],
+                                         n_quad=e["n_quad"], n_neighbors=e["n_neighbors"])[1])
+    if model.image_shape is not None and model.training_set is not None:
+        from explorer.views.image_geodesics import precompute_default_view
+        from explorer.views.memorization import report_cached
+
+        precompute_default_view(model, preset, log=log)
+        note("memorization report", report_cached(model, preset=preset)[1])
+    return records
