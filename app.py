@@ -1,15 +1,14 @@
 """Generative Geometry Explorer: the Streamlit app. Run with ``streamlit run app.py`` (or ``scripts/app``).
 
 Routes the pages in app_pages/ with ``st.navigation``; each page starts with the shared sidebar (model, device,
-cache: ``app_ui.sidebar``). The folder is not called ``pages/``: Streamlit 1.67 treats a ``pages/`` folder next to
+cache: ``sidebar.sidebar``). The folder is not called ``pages/``: Streamlit 1.67 treats a ``pages/`` folder next to
 the main script as a legacy multipage app, which runs a deep link such as /geodesics without this script (no
 page config, a file-name navigation).
 """
 
 import streamlit as st
 
-import app_ui
-from explorer import app_state
+from webui import profiles, resources
 
 st.set_page_config(page_title="Generative Geometry Explorer", layout="wide")
 
@@ -21,6 +20,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-if app_state.profile()["warm_umap"]:
-    app_ui.umap_warmer()
+if profiles.profile()["warm_umap"]:
+    resources.umap_warmer()
 page.run()
