@@ -226,8 +226,14 @@ class GenerativeModel(ABC):
     diffusion_shape: tuple[int, ...] = ()  #: shape of x_t, the space the diffusion runs in
 
     def eps_model(self, **condition) -> nn.Module:
-        """ε_θ(x_t, t) as an ``nn.Module`` on (B, *diffusion_shape) (diffusion models only)."""
+        """ε_θ(x_t, t) as an ``nn.Module`` on (B, *diffusion_shape) (diffusion models only); for conditional models
+        with ``guidance_scale`` > 1 the classifier-free-guided ε̃ = ε(x, ∅) + s·(ε(x, c) − ε(x, ∅))."""
         raise ValueError(f"model {self.name!r} is not a diffusion model")
+
+    def decode_module(self) -> nn.Module | None:
+        """The map from the diffusion's space to samples (a latent model's VAE decoder, image = decode(x_0 /
+        scaling_factor)), or None when the diffusion runs in sample space (pixels, the built-in models)."""
+        return None
 
     @property
     def num_train_timesteps(self) -> int | None:
