@@ -211,6 +211,8 @@ def lambda_panel():
     src = st.session_state.get("geo_source")
     src = i if src is None or src >= N else src
     aff = geov.affinity_view(state, lam, p0, src)
+    if aff["message"]:
+        st.info(aff["message"])
     a1, a2 = st.columns(2)
     for col, name in ((a1, "geodesic"), (a2, "euclidean")):
         with col:

@@ -123,11 +123,11 @@ else:
                            line={"color": "#888888", "width": 1}, hoverinfo="skip"))
     f.add_trace(go.Scatter(x=train[nn_i.ravel(), 0], y=train[nn_i.ravel(), 1], mode="markers",
                            name="nearest training points", marker={"size": 6, "color": "black", "symbol": "x"}))
-    mem = table["memorized"].to_numpy(bool)[rows]
+    is_mem = table["memorized"].to_numpy(bool)[rows]
     f.add_trace(go.Scatter(x=rep.samples[rows, 0], y=rep.samples[rows, 1], mode="markers+text",
                            name="shown samples", text=[str(s) for s in table["latent_seed"].to_numpy()[rows]],
                            textposition="top center",
-                           marker={"size": 9, "color": np.where(mem, "#d62728", "#1f77b4")}))
+                           marker={"size": 9, "color": np.where(is_mem, "#d62728", "#1f77b4")}))
     f.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
     f.update_yaxes(scaleanchor="x", scaleratio=1)
     st.plotly_chart(f, key="mem_gallery_points", config={"displayModeBar": False})

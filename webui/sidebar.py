@@ -9,7 +9,7 @@ from explorer import cache
 from explorer.device import device_report
 from explorer.models import DEFAULT_MODEL, list_models
 from explorer.views.sizes import model_kind
-from webui import catalog, profiles, resources
+from webui import catalog, jobs, profiles, resources
 from webui.query import plain
 from webui.session import bind, init_state, set_state, store
 
@@ -80,6 +80,7 @@ def sidebar() -> str:
         prof = profiles.profile_name()
         if prof != "default":
             st.caption(f"Size profile: **{prof}** (EXPLORER_PROFILE)")
+        jobs.jobs_panel()
         _cache_panel()
         for p in problems:
             st.warning(f"Ignored a link parameter: {plain(p)}")
@@ -89,7 +90,7 @@ def sidebar() -> str:
 def _cache_panel() -> None:
     st.header("Cache")
     s = cache.stats()
-    st.caption(f"`{plain(s['folder'])}`: {s['entries']} results, {s['bytes'] / 1e6:.1f} MB")
+    st.caption(f"`{s['folder']}`: {s['entries']} results, {s['bytes'] / 1e6:.1f} MB")
     if st.session_state.get("_confirm_clear"):
         st.warning("Delete every result this cache computed? (Files the cache did not write, and the shipped "
                    "results in assets/cache, are kept.)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,16 +63,17 @@ def load_points_and_density(args) -> PointsAndDensity:
 
 
 def _progress_printer(what: str):
-    """A ``progress(done, total)`` that prints rate and time left on stderr for evaluations of many points."""
-    start = [None]
+    """A ``progress(done, total)`` drawing a progress bar on stderr for evaluations that take more than a moment."""
+    from explorer.jobs.console import ConsoleProgress
+
+    bars: dict = {}
 
     def progress(done: int, total: int) -> None:
-        if total < 5000:
-            return
-        if start[0] is None:
-            start[0] = time.perf_counter()
-        rate = done / max(time.perf_counter() - start[0], 1e-9)
-        print(f"\r  {what}: {done}/{total} points ({rate:.0f}/s, about {(total - done) / rate:.0f} s left)",
-              end="\n" if done == total else "", file=sys.stderr, flush=True)
+        bar = bars.get(total)
+        if bar is None:
+            bar = bars[total] = ConsoleProgress(f"{what} ({total:,} points)")
+        bar(done / max(total, 1))
+        if done >= total:
+            bars.pop(total).close()
 
     return progress

@@ -48,21 +48,19 @@ def output_paths(out) -> dict[str, Path]:
 def run(args) -> int:
     import pandas as pd
 
+    from explorer.jobs.console import ConsoleProgress
     from explorer.models import load_model
     from explorer.views.memorization import report_cached
 
     start = time.perf_counter()
     model = load_model(args.model)
 
-    def progress(fraction: float, message: str) -> None:
-        print(f"\r  {fraction:6.1%}  {message:<60}", end="", file=sys.stderr, flush=True)
-
     # through the disk cache the app reads too: the Memorization page then opens this run instantly
-    report, cache_record = report_cached(model, args.n, args.seed, args.steps, args.threshold, progress,
-                                         likelihood=not args.no_likelihood, n_boot=1000,
-                                         n_directions=args.n_directions, radius=args.radius,
-                                         duplicate_tol=args.duplicate_tol, batch_size=args.batch_size)
-    print(file=sys.stderr)
+    with ConsoleProgress(f"memorization report of {args.n} samples") as progress:
+        report, cache_record = report_cached(model, args.n, args.seed, args.steps, args.threshold, progress,
+                                             likelihood=not args.no_likelihood, n_boot=1000,
+                                             n_directions=args.n_directions, radius=args.radius,
+                                             duplicate_tol=args.duplicate_tol, batch_size=args.batch_size)
     paths = output_paths(args.out)
     paths["table"].parent.mkdir(parents=True, exist_ok=True)
     report.table.to_csv(paths["table"], index=False)

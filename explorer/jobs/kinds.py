@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from explorer import cache
 from explorer.device import compute_device, compute_view
@@ -79,7 +80,8 @@ def _plane_cached(model, p):
     from explorer.views.local_geometry import descriptor_plane_is_cached
 
     return descriptor_plane_is_cached(model, p["map"], p["steps"], p.get("t"), p.get("seeds", []), p["n"],
-                                      p["extent"], p.get("n_directions"), p.get("radius"))
+                                      p["extent"], p.get("n_directions"), p.get("radius"), p.get("direction_seed", 0),
+                                      p.get("condition"), _torch_dtype(p.get("dtype")))
 
 
 @_register("descriptor_plane", _plane_units, _plane_cached,
@@ -88,8 +90,14 @@ def _descriptor_plane(model, p, progress):
     from explorer.views.local_geometry import descriptor_plane
 
     arrays, record = descriptor_plane(model, p["map"], p["steps"], p.get("t"), p.get("seeds", []), p["n"],
-                                      p["extent"], p.get("n_directions"), progress=progress, radius=p.get("radius"))
+                                      p["extent"], p.get("n_directions"), progress=progress, radius=p.get("radius"),
+                                      direction_seed=p.get("direction_seed", 0), condition=p.get("condition"),
+                                      dtype=_torch_dtype(p.get("dtype")))
     return (arrays, record), not record.get("hit")
+
+
+def _torch_dtype(name):
+    return None if name is None else getattr(torch, str(name).replace("torch.", ""))
 
 
 def _samples_units(model, p):
