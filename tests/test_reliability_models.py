@@ -90,3 +90,30 @@ def test_a_fifo_named_safetensors_does_not_hang(tmp_path):
     thread.join(timeout=20)
     assert not thread.is_alive(), "load_model blocked on a FIFO"
     assert isinstance(result.get("err"), UserError) and "not a regular file" in str(result["err"])
+
+
+def test_the_model_hash_covers_the_record(tmp_path, ring):
+    from explorer import cache
+
+    st = copy_model("toy2d/ring", tmp_path)
+    same = load_model(str(st), cache=False)
+    assert same.weights_hash == ring.weights_hash, "a copy of the files is the same model"
+    record = json.loads(st.with_suffix(".json").read_text())
+    edit_record(st, schedule={**record["schedule"], "beta_end": 0.03})
+    edited = load_model(str(st), cache=False)
+    assert edited.weights_hash != ring.weights_hash
+    params = {"model": "x", "n": 4}
+    assert cache.cache_key("logp", params, edited.weights_hash) != cache.cache_key("logp", params, ring.weights_hash)
+    edit_record(st, schedule=record["schedule"], weights_hash="anything")  # the stored hash itself does not count
+    assert load_model(str(st), cache=False).weights_hash == ring.weights_hash
+
+
+def test_shipped_cache_entries_are_keyed_by_the_shipped_models():
+    from explorer import cache
+    from explorer.models import BUILTIN_MODELS
+
+    hashes = {load_model(spec).weights_hash for spec in BUILTIN_MODELS}
+    records = [json.loads(p.read_text()) for p in sorted(cache.ASSETS_CACHE.glob("*.json"))]
+    assert records and all(r["weights_hash"] in hashes for r in records)
+    for r in records:
+        assert r["key"] == cache.cache_key(r["kind"], r["params"], r["weights_hash"], r["dtype"])

@@ -5,6 +5,10 @@ would block a read), the record is a JSON object, the tensors parse, and the rec
 config, tensor shapes, data of the sample dimension, finite data and weights, schedule, sample shape,
 default steps). A bad file raises one ``UserError`` sentence that names the file and what is wrong.
 
+The model's hash (``model_hash``, kept as ``weights_hash`` in the record and on the model, and part of every
+cache key) covers the tensors and the record, every field except ``weights_hash`` itself: editing the record
+(``schedule.beta_end``, ``log_p_ref``, ...) makes a new model whose cached results are never reused.
+
 Writing (``save_model_files``) is atomic per file (temporary file + ``os.replace``, the record last).
 """
 
@@ -29,14 +33,21 @@ from explorer.errors import UserError
 from explorer.models.denoisers import MLPDenoiser
 from explorer.models.diffusion import DiffusionModel
 
+#: Record fields that do not define the model (left out of its hash).
+VOLATILE_FIELDS = ("weights_hash",)
 MAX_RECORD_BYTES = 16 * 2**20
 #: Upper bounds on a net config, checked before anything is allocated.
 NET_LIMITS = {"dim": 10**6, "hidden": 2**16, "depth": 256, "time_dim": 2**14, "skip_timesteps": 10**5}
 
 
 def model_hash(weights: bytes, record: dict) -> str:
-    """First 16 hex digits of the SHA-256 of the safetensors bytes: the model's part of every cache key."""
-    return hashlib.sha256(weights).hexdigest()[:16]
+    """First 16 hex digits of the SHA-256 of the safetensors bytes and the record (less ``VOLATILE_FIELDS``),
+    the model's part of every cache key."""
+    defining = {k: v for k, v in record.items() if k not in VOLATILE_FIELDS}
+    h = hashlib.sha256(weights)
+    h.update(b"\0record\0")
+    h.update(json.dumps(defining, sort_keys=True, separators=(",", ":"), default=str).encode())
+    return h.hexdigest()[:16]
 
 
 def model_paths(stem: Path) -> tuple[Path, Path]:
