@@ -117,3 +117,144 @@ def test_shipped_cache_entries_are_keyed_by_the_shipped_models():
     assert records and all(r["weights_hash"] in hashes for r in records)
     for r in records:
         assert r["key"] == cache.cache_key(r["kind"], r["params"], r["weights_hash"], r["dtype"])
+
+
+# ---------------------------------------------------------------------------- training (items 1, 7, 8)
+import explorer.models.toy2d as toy2d  # noqa: E402
+from explorer import files  # noqa: E402
+from explorer.models.datasets import sample_toy2d  # noqa: E402
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """EXPLORER_HOME in a temporary folder, and a temporary copy of assets/toy2d standing in for assets/."""
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
+    assets = tmp_path / "assets"
+    shutil.copytree(ASSETS / "toy2d", assets / "toy2d")
+    monkeypatch.setattr(files, "ASSETS", assets)
+    return tmp_path
+
+
+def ring_csv(folder, n=60, name="mine"):
+    data, _ = sample_toy2d("ring", n, seed=3)
+    csv = folder / f"{name}.csv"
+    csv.write_text("x,y\n" + "\n".join(f"{a},{b}" for a, b in data))
+    return csv, data
+
+
+@pytest.fixture
+def quick_quality(monkeypatch):
+    """A failing quality figure and log p_ref without sampling (test_models covers the real ones)."""
+    monkeypatch.setattr(toy2d, "quality_report", lambda *a, **k: {"swd_ratio": 201.0})
+    monkeypatch.setattr(toy2d, "reference_log_density", lambda model: -1.0)
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("training started although the command must be refused first")
+
+
+def test_train_writes_to_the_user_folder_and_enforces_the_gate(home, capsys, quick_quality):
+    csv, data = ring_csv(home)
+    target = home / "home" / "models" / "toy2d" / "mine.safetensors"
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "failed its quality gate" in err and "--allow-failed-gate" in err and not target.parent.exists()
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "20", "--allow-failed-gate"]) == 0
+    record = json.loads(target.with_suffix(".json").read_text())
+    assert record["gate_passed"] is False and "> 1.5" in record["gate"]
+    model = load_model(str(target), cache=False)
+    np.testing.assert_array_equal(model.training_data(), data)
+    assert model.weights_hash == record["weights_hash"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["mine.json", "mine.safetensors"], "no temp files"
+
+
+def test_train_never_overwrites_without_being_asked(home, capsys, monkeypatch):
+    csv, _ = ring_csv(home)
+    before = {p.name: p.read_bytes() for p in (files.ASSETS / "toy2d").iterdir()}
+    monkeypatch.setattr(toy2d, "train_ddpm", no_training)
+    for argv in (["--dataset", "ring", "--out", str(files.ASSETS)],  # an explicit --out assets
+                 ["--csv", str(csv), "--out", str(files.ASSETS / "toy2d" / "..")],
+                 ["--csv", str(csv), "--replace-builtin"]):
+        assert main(["train", "toy2d", *argv, "--iterations", "20", "--allow-failed-gate"]) == 2, argv
+        assert "error:" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (files.ASSETS / "toy2d").iterdir()} == before
+    mine = home / "home" / "models" / "toy2d" / "mine.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("{}")  # an existing user model (even half of one) is not replaced without --overwrite
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "20"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and mine.read_text() == "{}"
+
+
+def test_replace_builtin_and_overwrite(home, monkeypatch, quick_quality):
+    csv, _ = ring_csv(home)
+    monkeypatch.setattr(toy2d, "builtin_quality", lambda model, dataset: {"swd_ratio": 1.2})  # a passing model
+    monkeypatch.setitem(toy2d.DEFAULT_TRAIN, "n_data", 200)
+    old = (files.ASSETS / "toy2d" / "ring.safetensors").read_bytes()
+    assert main(["train", "toy2d", "--dataset", "ring", "--iterations", "2", "--replace-builtin"]) == 0
+    assert (files.ASSETS / "toy2d" / "ring.safetensors").read_bytes() != old
+    assert json.loads((files.ASSETS / "toy2d" / "ring.json").read_text())["gate_passed"] is True
+    args = ["train", "toy2d", "--csv", str(csv), "--iterations", "20", "--allow-failed-gate"]
+    assert main(args) == 0 and main(args) == 2 and main([*args, "--overwrite"]) == 0
+
+
+def test_an_interrupted_write_leaves_no_half_written_file(tmp_path, monkeypatch):
+    from explorer.models.weights import save_model_files
+
+    tensors, record = {"w": torch.ones(3)}, {"name": "x"}
+    save_model_files(tmp_path / "kept", tensors, record)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    for stem, overwrite in ((tmp_path / "new", False), (tmp_path / "kept", True)):
+        with pytest.raises(KeyboardInterrupt):
+            save_model_files(stem, {"w": torch.zeros(5)}, record, overwrite=overwrite)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "old files intact, no temp files"
+
+
+def test_iterations_must_be_positive(home, capsys, monkeypatch):
+    csv, data = ring_csv(home)
+    monkeypatch.setattr(toy2d, "train_ddpm", no_training)
+    for value in ("0", "-5"):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "toy2d", "--csv", str(csv), f"--iterations={value}"])
+        assert exc.value.code == 2 and "--iterations" in capsys.readouterr().err
+    monkeypatch.undo()
+    for value in (0, -5):
+        with pytest.raises(UserError, match="iterations must be a positive integer"):
+            toy2d.train_toy2d(data, iterations=value)
+
+
+def test_identical_points_are_refused_before_training(home, capsys, monkeypatch):
+    csv = home / "same.csv"
+    csv.write_text("x,y\n" + "1.5,2.5\n" * 40)
+    monkeypatch.setattr(toy2d, "train_ddpm", no_training)
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "20"]) == 2
+    assert "1 distinct point" in capsys.readouterr().err
+    monkeypatch.undo()
+    few = np.repeat(np.arange(9.0)[:, None] * [1.0, 0.5], 5, axis=0)  # nine distinct points, each five times
+    with pytest.raises(UserError, match="9 distinct"):
+        toy2d.train_toy2d(few, iterations=10)
+
+
+def test_csv_first_row_of_nan_is_data_not_a_header(tmp_path):
+    for first in ("nan,1", "inf,2", "1,-inf"):
+        csv = tmp_path / "p.csv"
+        csv.write_text(first + "\n" + "\n".join(f"{i},{i * 0.5}" for i in range(20)))
+        with pytest.raises(ValueError, match="finite"):
+            toy2d.read_points_csv(csv)
+    csv.write_text("x,y\n" + "\n".join(f"{i},{i * 0.5}" for i in range(20)))
+    assert toy2d.read_points_csv(csv).shape == (20, 2)
+
+
+def test_digit_gates_follow_the_readme():
+    from explorer.models.digits import gate
+
+    assert gate("full", {"confident_fraction": 0.92, "memorized_fraction": 0.0})[0]
+    assert not gate("full", {"confident_fraction": 0.7, "memorized_fraction": 0.0})[0]
+    assert not gate("full", {"confident_fraction": 0.92, "memorized_fraction": 0.3})[0]
+    assert gate("memorized", {"confident_fraction": 0.5, "memorized_fraction": 0.885})[0]
+    passed, verdict = gate("memorized", {"confident_fraction": 0.9, "memorized_fraction": 0.5})
+    assert not passed and verdict == "memorized_fraction 0.5 < 0.8"

@@ -9,7 +9,9 @@ The model's hash (``model_hash``, kept as ``weights_hash`` in the record and on 
 cache key) covers the tensors and the record, every field except ``weights_hash`` itself: editing the record
 (``schedule.beta_end``, ``log_p_ref``, ...) makes a new model whose cached results are never reused.
 
-Writing (``save_model_files``) is atomic per file (temporary file + ``os.replace``, the record last).
+Writing (``save_model_files``) is atomic per file (temporary file + ``os.replace``, the record last), never
+overwrites a file under the shipped ``assets/`` unless ``replace_builtin`` (maintainers retraining a built-in
+model) and never overwrites an existing model unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -55,9 +57,26 @@ def model_paths(stem: Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def save_model_files(stem: Path, tensors: dict[str, torch.Tensor], record: dict) -> dict:
-    """Write ``stem.safetensors`` and ``stem.json`` atomically; the record gains ``weights_hash``
-    (``model_hash``). Returns the record."""
+def check_target(stem: Path, overwrite: bool = False, replace_builtin: bool = False) -> None:
+    """Refuse (UserError) to write the model ``stem`` over a shipped file or, without ``overwrite``, over an
+    existing one. Call it before training, so that no work is thrown away; ``save_model_files`` calls it too."""
+    st, js = model_paths(stem)
+    if files.is_within(Path(stem).parent, files.ASSETS):
+        if not replace_builtin:
+            raise UserError(f"{st} would be written under the shipped assets/ folder, which training never "
+                            f"overwrites; write to your own folder (the default, {files.user_models_dir()}) or, "
+                            "as a maintainer retraining a built-in model, pass --replace-builtin")
+        return
+    existing = [p for p in (st, js) if os.path.lexists(p)]
+    if existing and not overwrite:
+        raise UserError(f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --out")
+
+
+def save_model_files(stem: Path, tensors: dict[str, torch.Tensor], record: dict, *, overwrite: bool = False,
+                     replace_builtin: bool = False) -> dict:
+    """Write ``stem.safetensors`` and ``stem.json`` atomically (see ``check_target`` for what is refused);
+    the record gains ``weights_hash`` (``model_hash``). Returns the record."""
+    check_target(stem, overwrite, replace_builtin)
     st, js = model_paths(stem)
     weights = save_safetensors({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
     record = files.jsonable(record)  # hashed as it will be read back
