@@ -83,13 +83,15 @@ def output_file(text: str) -> Path:
     return Path(text)
 
 
-def seed_list(count: int):
-    """``count`` comma-separated seeds, e.g. ``0,1,2``."""
+def seed_list_text(count: int):
+    """``count`` comma-separated seeds, e.g. ``0,1,2``, checked and kept as the text (the command parses it)."""
 
-    def parse(text: str) -> list[int]:
+    def parse(text: str) -> str:
         parts = text.split(",")
         if len(parts) != count:
             raise argparse.ArgumentTypeError(f"needs {count} seeds separated by commas; got {text!r}")
-        return [seed(p.strip()) for p in parts]
+        for p in parts:
+            seed(p.strip())
+        return text
 
     return parse

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.commands import _args
+
 REF_POINTS = 1000  # training points for the median log p when a model has no stored log_p_ref
 
 
@@ -24,18 +26,20 @@ class PointsAndDensity:
 
 def add_density_arguments(p) -> None:
     p.add_argument("--model", default="toy2d/ring", help="built-in model (default toy2d/ring)")
-    p.add_argument("--n", type=int, default=2000, help="training points to use, a seeded subset (default 2000)")
+    p.add_argument("--n", type=_args.int_at_least(2), default=2000,
+                   help="training points to use, a seeded subset (default 2000)")
     p.add_argument("--density", choices=["model", "kde"], default="model",
                    help="log p from the model's likelihood (its default_likelihood: 'discrete' for 2-D models, "
                         "the ODE with Hutchinson probes for image models) or a Gaussian KDE of the training data "
                         "(default model)")
-    p.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth (default: Scott's rule)")
-    p.add_argument("--lam", type=float, default=1.0, help="λ > 0 (default 1.0)")
-    p.add_argument("--p0", type=float, default=1.0, help="p0 > 0 (default 1.0)")
+    p.add_argument("--bandwidth", type=_args.positive_float, default=None, help="KDE bandwidth (default: Scott's rule)")
+    p.add_argument("--lam", type=_args.positive_float, default=1.0, help="λ > 0 (default 1.0)")
+    p.add_argument("--p0", type=_args.positive_float, default=1.0, help="p0 > 0 (default 1.0)")
     p.add_argument("--relative", action="store_true", help="λ and p0 in units of p_ref (median training density)")
-    p.add_argument("--k", type=int, default=10, help="neighbours of the symmetric k-NN graph (default 10)")
-    p.add_argument("--n-quad", type=int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset and background points (default 0)")
+    p.add_argument("--k", type=_args.positive_int, default=10,
+                   help="neighbours of the symmetric k-NN graph (default 10)")
+    p.add_argument("--n-quad", type=_args.positive_int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed of the subset and background points (default 0)")
 
 
 def load_points_and_density(args) -> PointsAndDensity:
