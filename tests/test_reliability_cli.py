@@ -13,12 +13,17 @@ def error_lines(err: str) -> list[str]:
 
 
 def test_os_errors_and_bugs_are_one_line(tmp_path, capsys, monkeypatch):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
+    (tmp_path / "conv.json").mkdir()  # the record beside --out cannot be written
     rc = main(["convergence", "--sizes", "20", "--lams", "1", "--n-ref", "40", "--repeats", "1",
-               "--out", str(blocker / "sub" / "conv.csv")])  # its parent folder cannot be made
+               "--out", str(tmp_path / "conv.csv")])
     err = capsys.readouterr().err
     assert rc == 2 and len(error_lines(err)) == 1 and "Traceback" not in err, err
+    assert "Is a directory" in err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exc:  # a folder that cannot be made is refused before any work
+        main(["convergence", "--out", str(blocker / "sub" / "conv.csv")])
+    assert exc.value.code == 2 and "not a folder" in capsys.readouterr().err
 
     def bug(args):
         raise TypeError("a bug")

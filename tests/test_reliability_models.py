@@ -178,6 +178,9 @@ def test_train_never_overwrites_without_being_asked(home, capsys, monkeypatch):
         assert main(["train", "toy2d", *argv, "--iterations", "20", "--allow-failed-gate"]) == 2, argv
         assert "error:" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (files.ASSETS / "toy2d").iterdir()} == before
+    (home / "a-file").write_text("")
+    assert main(["train", "toy2d", "--dataset", "ring", "--out", str(home / "a-file" / "sub")]) == 2
+    assert "not a folder" in capsys.readouterr().err  # refused before training, not after
     mine = home / "home" / "models" / "toy2d" / "mine.json"
     mine.parent.mkdir(parents=True)
     mine.write_text("{}")  # an existing user model (even half of one) is not replaced without --overwrite

@@ -76,10 +76,17 @@ seed = int_at_least(0, SEED_LIMIT - 1)
 
 def output_file(text: str) -> Path:
     """A file to write: refused when it names a folder (a trailing slash, or an existing directory), so that
-    nothing is ever written beside the folder the user meant."""
+    nothing is ever written beside the folder the user meant, or when its folder cannot be made or written
+    (checked now, so that no work is done for nothing)."""
     if not text or text.endswith(("/", os.sep)) or Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"must name a file, not a folder; got {text!r} (e.g. "
                                          f"{os.path.join(text or '.', 'result')})")
+    folder = Path(text).absolute().parent
+    while not os.path.lexists(folder) and folder != folder.parent:  # the part of the path that exists
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot be written: {folder} is "
+                                         f"{'not a folder' if not folder.is_dir() else 'not writable'}")
     return Path(text)
 
 

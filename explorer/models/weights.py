@@ -58,8 +58,9 @@ def model_paths(stem: Path) -> tuple[Path, Path]:
 
 
 def check_target(stem: Path, overwrite: bool = False, replace_builtin: bool = False) -> None:
-    """Refuse (UserError) to write the model ``stem`` over a shipped file or, without ``overwrite``, over an
-    existing one. Call it before training, so that no work is thrown away; ``save_model_files`` calls it too."""
+    """Refuse (UserError) to write the model ``stem`` over a shipped file, without ``overwrite`` over an existing
+    one, or into a folder that cannot be made or written. Call it before training, so that no work is thrown
+    away; ``save_model_files`` calls it too."""
     st, js = model_paths(stem)
     if files.is_within(Path(stem).parent, files.ASSETS):
         if not replace_builtin:
@@ -70,6 +71,12 @@ def check_target(stem: Path, overwrite: bool = False, replace_builtin: bool = Fa
     existing = [p for p in (st, js) if os.path.lexists(p)]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --out")
+    folder = Path(stem).parent.absolute()
+    while not os.path.lexists(folder) and folder != folder.parent:  # the nearest part that exists
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write the model to {Path(stem).parent}: {folder} is "
+                        f"{'not a folder' if not folder.is_dir() else 'not writable'}; choose another --out")
 
 
 def save_model_files(stem: Path, tensors: dict[str, torch.Tensor], record: dict, *, overwrite: bool = False,
