@@ -21,7 +21,7 @@ from explorer.errors import UserError
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(cache, "_unwritable_warned", set())
+    monkeypatch.setattr(cache, "_unwritable_warned", set(), raising=False)
     return tmp_path / "cache"
 
 
@@ -144,7 +144,7 @@ def test_the_cli_writes_its_output_when_the_cache_cannot_be_written(tmp_path, mo
     a_file = tmp_path / "cache-is-a-file"
     a_file.write_text("")
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(a_file))
-    monkeypatch.setattr(cache, "_unwritable_warned", set())
+    monkeypatch.setattr(cache, "_unwritable_warned", set(), raising=False)
     out = tmp_path / "mem"
     assert main(["memorization", "--model", "toy2d/ring", "--n", "6", "--steps", "5", "--no-likelihood",
                  "--out", str(out)]) == 0
