@@ -86,8 +86,9 @@ def app_test_profile(tmp_path_factory):
 
 
 @pytest.fixture
-def isolated_cache(tmp_path, monkeypatch):
-    """A private, empty disk cache (and explorer home) for one test."""
-    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
-    return tmp_path / "cache"
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """A private, empty disk cache (and explorer home) for one test, outside its tmp_path."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(cache))
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path_factory.mktemp("home")))
+    return cache

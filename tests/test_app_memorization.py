@@ -110,7 +110,8 @@ def test_page_renders_tables_and_filters(model):
     offered = at.session_state["_downloads"]
     for key in ("dl_mem_table", "dl_mem_auroc"):
         params = offered[key]["params"]
-        assert params["model"] == model and params["n"] == sizes["mem_n"] and params["threshold"] == pytest.approx(1 / 3)
+        assert params["model"] == model and params["n"] == sizes["mem_n"]
+        assert params["threshold"] == pytest.approx(1 / 3)
         assert params["weights_hash"] == load_model(model).weights_hash
 
 

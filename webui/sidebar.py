@@ -96,10 +96,14 @@ def _cache_panel() -> None:
                    "results in assets/cache, are kept.)")
         yes, no = st.columns(2)
         if yes.button("Delete", key="clear_cache_yes", type="primary"):
-            n = cache.clear()
-            st.cache_data.clear()
             st.session_state["_confirm_clear"] = False
-            st.toast(f"Removed {n} cache files")
+            try:
+                n = cache.clear()
+            except ValueError as err:  # e.g. EXPLORER_CACHE_DIR points into the shipped assets/
+                st.error(plain(str(err)))
+            else:
+                st.cache_data.clear()
+                st.toast(f"Removed {n} cache files")
         if no.button("Keep", key="clear_cache_no"):
             st.session_state["_confirm_clear"] = False
             st.rerun()

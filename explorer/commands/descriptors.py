@@ -9,12 +9,13 @@ three seeds (``--anchors 0,1,2``; each seed's latent is ``model.latents(1, seed)
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from explorer import files
+from explorer.commands import _args
 from explorer.models import DEFAULT_MODEL
 from explorer.provenance import stamped
 
@@ -22,17 +23,21 @@ from explorer.provenance import stamped
 def add_arguments(p) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
     p.add_argument("--map", default="sampler", choices=["sampler", "from_t", "denoiser", "decoder"])
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps S (default 50)")
-    p.add_argument("--t", type=int, default=None, help="timestep for from_t / denoiser, in [0, T)")
-    p.add_argument("--grid", type=int, default=128, help="n for an n × n grid (default 128)")
-    p.add_argument("--extent", type=float, default=3.0, help="half-width of the grid in latent units (default 3)")
-    p.add_argument("--anchors", default=None, help="three latent seeds SEED,SEED,SEED defining the plane")
-    p.add_argument("--n-directions", type=int, default=None, help="sketch size P (default: full Jacobian)")
-    p.add_argument("--radius", type=float, default=None,
+    p.add_argument("--steps", type=_args.positive_int, default=50, help="DDIM steps S (default 50)")
+    p.add_argument("--t", type=_args.nonnegative_int, default=None, help="timestep for from_t / denoiser, in [0, T)")
+    p.add_argument("--grid", type=_args.int_at_least(2), default=128, help="n for an n × n grid (default 128)")
+    p.add_argument("--extent", type=_args.positive_float, default=3.0,
+                   help="half-width of the grid in latent units (default 3)")
+    p.add_argument("--anchors", type=_args.seed_list_text(3), default=None,
+                   help="three latent seeds SEED,SEED,SEED defining the plane")
+    p.add_argument("--n-directions", type=_args.positive_int, default=None,
+                   help="sketch size P (default: full Jacobian)")
+    p.add_argument("--radius", type=_args.positive_float, default=None,
                    help="δ's cross-polytope radius (default: the model's rule, explorer.views.sizes.delta_radius)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sketch / δ directions (default 0)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed of the sketch / δ directions (default 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--out", type=Path, required=True, help="output .npz (a .json of parameters is written beside)")
+    p.add_argument("--out", type=_args.output_file, required=True,
+                   help="output .npz (a .json of parameters is written beside)")
 
 
 def compute(args):
@@ -77,6 +82,6 @@ def run(args) -> int:
     keys = ("psi", "nu", "nu_eff", "delta", "n_psi", "u", "v", "origin", "basis", "anchor_coords", "singular_values")
     np.savez(out, **{k: arrays[k] for k in keys if k in arrays})
     record["seconds"] = round(time.perf_counter() - start, 2)
-    out.with_suffix(".json").write_text(json.dumps(stamped(record), indent=2) + "\n")
+    files.write_json(out.with_suffix(".json"), stamped(record))
     print(f"wrote {out} and {out.with_suffix('.json')} in {record['seconds']} s")
     return 0

@@ -7,6 +7,7 @@ so an S-step sampler counts S copies of each layer of ε_θ.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -51,8 +52,8 @@ def local_complexity(G: nn.Module, z, radius: float, directions=None, n_directio
     default a random orthonormal basis of all d directions.
     """
     z = check_latents(z)
-    if not radius > 0:
-        raise ValueError(f"radius must be positive, got {radius}")
+    if not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a positive finite number, got {radius}")
     modules = activation_modules(G)
     if not modules:
         raise ValueError("G contains no activation module to hook (nn.ReLU, nn.SiLU, …); δ needs them "

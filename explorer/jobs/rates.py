@@ -15,13 +15,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from explorer.files import explorer_home
+
 #: Weight of a new measurement in the running average.
 ALPHA = 0.5
-
-
-def explorer_home() -> Path:
-    """``$EXPLORER_HOME`` or ``~/.explorer``: the user's own folder (trained models, measured rates)."""
-    return Path(os.environ.get("EXPLORER_HOME") or Path.home() / ".explorer").expanduser()
 
 
 def _key(op: str, ident: str, device: str, dtype: str) -> str:
