@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.memorization import THRESHOLD
-from webui import jobs, profiles, resources, session, sidebar, widgets
+from webui import charts, jobs, profiles, resources, session, sidebar, widgets
 from webui import memorization as mem
 
 spec = sidebar.sidebar()
@@ -112,7 +112,7 @@ elif is_image:
                "smoothing).")
 else:
     keep = np.random.default_rng(0).choice(len(train), min(len(train), 2000), replace=False)
-    f = go.Figure(go.Scattergl(x=train[keep, 0], y=train[keep, 1], mode="markers", name="training data",
+    f = go.Figure(go.Scatter(x=train[keep, 0], y=train[keep, 1], mode="markers", name="training data",
                                marker={"size": 3, "color": "#cccccc"}, hoverinfo="skip"))
     lines_x, lines_y = [], []
     for j, r in enumerate(rows):
@@ -152,7 +152,8 @@ with x1:
     f = go.Figure()
     for flag, name, color in ((True, "memorized", "#d62728"), (False, "novel", "#1f77b4")):
         part = table[table["memorized"] == flag]
-        f.add_trace(go.Scattergl(x=part["ratio"], y=part[desc], mode="markers", name=f"{name} ({len(part)})",
+        trace = charts.scatter_trace(len(part))
+        f.add_trace(trace(x=part["ratio"], y=part[desc], mode="markers", name=f"{name} ({len(part)})",
                                  customdata=part["latent_seed"], marker={"size": 6, "color": color},
                                  hovertemplate="seed %{customdata}: ratio %{x:.3f}, " + desc + " %{y:.4g}"
                                                "<extra></extra>"))

@@ -26,13 +26,15 @@ def colour_bar(lo: float, hi: float, colorscale: str = "Viridis", width: int = T
     return heatmaps.colorize(strip, colorscale, lo, hi)
 
 
-def draw_maps(arrays: dict, names: dict, n: int, cell, key: str, flat_names: tuple = ()) -> tuple[int, int] | None:
+def draw_maps(arrays: dict, names: dict, n: int, cell, key: str,
+              flat_names: dict | None = None) -> tuple[int, int] | None:
     """Draw the four maps side by side; returns the cell (i, j) just clicked, or None. ``cell``: the selected cell
-    (framed in red); anchors are white crosses. ``flat_names``: maps that are one colour (and say why)."""
+    (framed in red); anchors are white crosses. ``flat_names``: what to say of a map when it is one colour."""
     u, v = np.asarray(arrays["u"]), np.asarray(arrays["v"])
     anchors = heatmaps.nearest_cell(u, v, arrays["anchor_coords"]) if len(arrays["anchor_coords"]) else []
     selected = tuple(cell) if cell and len(cell) == 2 and max(cell) < n else None
     marks = heatmaps.marks_for(anchors, selected)
+    flat_names = flat_names or {}
     scale = max(1, TARGET_PX // n)
     clicked = None
     for col, name in zip(st.columns(4), ("psi", "nu", "nu_eff", "delta"), strict=True):
@@ -49,10 +51,8 @@ def draw_maps(arrays: dict, names: dict, n: int, cell, key: str, flat_names: tup
                 clicked = heatmaps.cell_from_click(value, len(v), len(u)) or clicked
             st.image(colour_bar(lo, hi), width="stretch")
             finite = values[np.isfinite(values)]
-            if name in flat_names:
-                st.caption(flat_names[name])
-            elif finite.size and finite.min() == finite.max():
-                st.caption(f"One value everywhere: {finite.min():.4g}.")
+            if finite.size and finite.min() == finite.max():
+                st.caption(flat_names.get(name) or f"One value everywhere: {finite.min():.4g}.")
             else:
                 st.caption(f"{lo:.4g} (dark) … {hi:.4g} (bright). {MEANINGS[name]}.")
     st.caption(f"Each map covers the plane u, v ∈ [{u[0]:.3g}, {u[-1]:.3g}] (v up); white × = the anchor seeds, "
