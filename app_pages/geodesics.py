@@ -20,9 +20,7 @@ if getattr(model, "image_shape", None) is not None:  # image models: strips of i
     image_geodesics.render(spec, model)
     st.stop()
 
-#: The default λ (relative to p_ref): small enough that the path visibly follows the data (the paper's Figure 2
-#: shows the effect below about 0.1); the overlay below adds λ = 5, where paths are nearly straight.
-DEFAULT_LAM = 0.0562
+DEFAULT_LAM = geov.DEFAULT_LAM
 
 st.title("Generative geodesics")
 st.caption("Shortest paths of the metric c(x)·‖dx‖ with c = (p0 + λ)/(p(x) + λ) on a k-NN or ε-graph (DESIGN.md §3). "
@@ -185,7 +183,7 @@ def lambda_panel():
         base_layout(fig, "Geodesic vs straight line over log p (click points to change the endpoints)")
         event = st.plotly_chart(fig, key="geo_plot", on_select="rerun", selection_mode="points",
                                 config={"displayModeBar": False})
-        st.caption("Grey shading: log p of the density (darker = denser, the top 25 nats); blue dots: the graph's "
+        st.caption("Grey shading: log p of the density (lighter = denser, over its top 25 nats); blue dots: the graph's "
                    "points (light grey: uniform background points); red: the geodesic at this λ; dashed: the straight "
                    "line. Click two points to set the endpoints A and B.")
     picked = session.new_selection("geo_plot", event)
@@ -261,7 +259,7 @@ lambda_panel()
 
 # ---------------------------------------------------------------------------- several λ on one plot
 st.subheader("Several λ on one plot")
-default_overlay = ",".join(f"{v:g}" for v in st.session_state.get("geo_overlay", [5.0, 0.5, 0.05]))
+default_overlay = ",".join(f"{v:g}" for v in st.session_state.get("geo_overlay", list(geov.DEFAULT_OVERLAY)))
 text = st.text_input("λ values (relative, comma-separated)", default_overlay, key="geo_overlay_text")
 try:
     lams = selections.parse_floats(text)[:8]

@@ -108,7 +108,7 @@ def save(kind: str, key: str, arrays: Mapping[str, np.ndarray], record: Mapping)
     """Write one entry atomically (arrays first, then the JSON record that makes it valid)."""
     npz, js = paths(kind, key)
     buf = io.BytesIO()
-    np.savez(buf, **{name: np.asarray(a) for name, a in arrays.items()})
+    np.savez_compressed(buf, **{name: np.asarray(a) for name, a in arrays.items()})
     _atomic_write(npz, buf.getvalue(), kind, key)
     _atomic_write(js, (files.dumps(dict(record), indent=2, sort_keys=True) + "\n").encode(), kind, key)
     return npz, js

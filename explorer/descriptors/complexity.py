@@ -61,7 +61,7 @@ def local_complexity(G: nn.Module, z, radius: float, directions=None, n_directio
     d = int(np.prod(z.shape[1:]))
     B = resolve_directions(d, directions, n_directions, seed, default_full=False)
     n_vert = 2 * B.shape[0] + 1
-    device, dtype = module_device_dtype(G)
+    device, dtype = module_device_dtype(G, (z.device, z.dtype))
     if chunk_size is None:
         from explorer.device import rows_per_chunk
 

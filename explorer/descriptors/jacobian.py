@@ -20,7 +20,7 @@ def sketch_chunk_size(G, z: torch.Tensor, n_directions: int) -> int:
     """Latents per chunk for a P-direction sketch of G at latents like z (the memory budget's rule)."""
     from explorer.device import rows_per_chunk
 
-    device, dtype = module_device_dtype(G)
+    device, dtype = module_device_dtype(G, (z.device, z.dtype))
     return rows_per_chunk(G, z[:1].to(device, dtype), n_directions + 1)
 
 
@@ -31,7 +31,7 @@ def iter_jacobian_sketches(G, z: torch.Tensor, B: torch.Tensor, chunk_size: int 
     Column p is the JVP ∂G/∂z · v_p; the P tangents of one chunk go through G in one vmapped forward-mode
     pass (the primal is computed once per chunk).
     """
-    device, dtype = module_device_dtype(G)
+    device, dtype = module_device_dtype(G, (z.device, z.dtype))
     n, shape = z.shape[0], tuple(z.shape[1:])
     P = B.shape[0]
     V = B.to(device=device, dtype=dtype).reshape(P, *shape)
@@ -62,7 +62,7 @@ def jacobian_sketch(G, z: torch.Tensor, B: torch.Tensor, chunk_size: int | None 
     ``iter_jacobian_sketches``)."""
     parts = [J.cpu() for _, J in iter_jacobian_sketches(G, z, B, chunk_size, progress)]
     if not parts:
-        _, dtype = module_device_dtype(G)
+        _, dtype = module_device_dtype(G, (z.device, z.dtype))
         return torch.zeros((0, 0, B.shape[0]), dtype=dtype)
     return torch.cat(parts)
 

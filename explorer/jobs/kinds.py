@@ -473,3 +473,22 @@ def probe_key(name: str, model, params: dict) -> str:
     if name == "geodesic_graph":  # its probe samples the graph's own points
         ops.append(job_key(name, model, params))
     return "probe-" + hashlib.sha256("|".join(ops).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- the papers' figures
+@_register("figure", lambda m, p: {}, lambda m, p: False, lambda m, p: f"the paper's {p['figure']}")
+def _figure(model, p, progress):
+    """One of explorer.views.figures (its inputs are disk-cached: from the shipped cache it is quick)."""
+    from explorer.models import load_model
+    from explorer.views import figures
+
+    name = p["figure"]
+    if name == "figure2":
+        return figures.figure2(model, p.get("preset", "default")), True
+    if name == "figure3":
+        return figures.figure3(model), True
+    if name == "figure4":
+        return figures.figure4(), True
+    if name == "figure5":
+        return figures.figure5([load_model(s) for s in figures.FIG5_MODELS]), True
+    raise ValueError(f"unknown figure {name!r}")

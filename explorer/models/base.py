@@ -300,12 +300,14 @@ class GenerativeModel(ABC):
         return f"{type(self).__name__}({self.name!r}, latent_shape={self.latent_shape}{view})"
 
 
-def module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """(device, dtype) of a module's first floating parameter or buffer (CPU float32 when it has none)."""
-    for t in (*module.parameters(), *module.buffers()):
-        if t.is_floating_point():
-            return t.device, t.dtype
-    return torch.device("cpu"), torch.float32
+def module_device_dtype(module, default: tuple | None = None) -> tuple[torch.device, torch.dtype]:
+    """(device, dtype) of a module's first floating parameter or buffer; ``default`` (else CPU float32) when it has
+    none or is not an ``nn.Module`` (a plain function of z: the work then runs where z is)."""
+    if isinstance(module, nn.Module):
+        for t in (*module.parameters(), *module.buffers()):
+            if t.is_floating_point():
+                return t.device, t.dtype
+    return default or (torch.device("cpu"), torch.float32)
 
 
 __all__ = ["ALL_MAPS", "Capabilities", "GenerativeModel", "TrainingSet", "module_device_dtype"]

@@ -12,7 +12,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.density.cached import Density, flat_points
+from explorer.density.cached import Density, flat_points, has_likelihood
+from explorer.views.sizes import sizes_for
+
+#: The Geodesics view's default λ (relative to p_ref): small enough that the path visibly follows the data (the
+#: paper's Figure 2 shows the effect below about 0.1); the view's overlay adds the large λ values.
+DEFAULT_LAM = 0.0562
+#: The λ values the default overlay draws (paper 2, Figure 2: from nearly straight to hugging the data).
+DEFAULT_OVERLAY = (5.0, 0.5, 0.05)
+
+
+def geodesics_defaults(model, preset: str = "default") -> dict:
+    """The Geodesics view's default graph for a points model (the parameters of the ``geodesic_graph`` job, without
+    the density) and its default λ, p0 and density source."""
+    P = sizes_for(model, preset)
+    return {"points": "data", "n": int(P["graph_n"]), "n_background": int(P["n_background"]), "graph": "knn",
+            "k": int(P["k"]), "eps": None, "n_quad": 3, "seed": 0, "view_grid": int(P["view_grid"]), "upload": None,
+            "model_name": model.name, "lam": DEFAULT_LAM, "p0": 1.0,
+            "source": "model" if has_likelihood(model) else "kde"}
+
+
+def graph_job_params(defaults: dict, density) -> dict:
+    """The ``geodesic_graph`` job's parameters from ``geodesics_defaults`` and a density."""
+    return {**{k: v for k, v in defaults.items() if k not in ("lam", "p0", "source")}, "density": density}
 
 
 def geodesic_points(model, kind: str, n: int, n_background: int, seed: int = 0, data: np.ndarray | None = None,

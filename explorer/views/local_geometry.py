@@ -206,19 +206,36 @@ def descriptor_correlations(arrays: dict):
 
 
 def on_off(model, map_name: str, t: int, steps: int, grid_n: int, r_factor: float = 0.05):
-    """Per-input descriptors with the on/off label (column ``on``) and the class counts."""
+    """Per-input descriptors with the on/off label (column ``on``) and the class counts (disk-cached)."""
+    import pandas as pd
+
     from explorer.analysis.onmanifold import on_off_manifold
 
-    result = on_off_manifold(model, map=map_name, t=int(t), steps=int(steps), grid_n=int(grid_n),
-                             r_on_factor=float(r_factor))
-    return result.table, result.counts
+    params = {"map": map_name, "t": int(t), "steps": int(steps), "grid_n": int(grid_n), "r_factor": float(r_factor),
+              "model": model.name}
+
+    def compute():
+        table = on_off_manifold(compute_view(model), map=map_name, t=int(t), steps=int(steps), grid_n=int(grid_n),
+                                r_on_factor=float(r_factor)).table
+        return {c: table[c].to_numpy() for c in table.columns}
+
+    arrays, _ = cache.cached("on_off", params, compute, weights_hash=model.weights_hash)
+    table = pd.DataFrame({c: arrays[c] for c in ("x", "y", "dist", "on", "psi", "nu", "nu_eff", "delta")})
+    on = int(table["on"].sum())
+    return table, {"on": on, "off": len(table) - on}
 
 
 def on_off_sweep(model, map_name: str, steps: int, grid_n: int, r_factor: float, n_ts: int):
-    """AUROC per descriptor over ``n_ts`` timesteps up to T/2: one row per t, one column per descriptor."""
-    from explorer.analysis.onmanifold import auroc_sweep
+    """AUROC per descriptor over ``n_ts`` timesteps up to T/2 (the paper finds the best separation near 0.17·T): one
+    row per t, one column per descriptor."""
+    import pandas as pd
+
+    from explorer.analysis.onmanifold import DESCRIPTORS, auroc
 
     T = model.num_train_timesteps
     ts = sorted({int(x) for x in np.linspace(0.05 * T, 0.5 * T, n_ts)})
-    long = auroc_sweep(model, ts, map=map_name, steps=int(steps), grid_n=int(grid_n), r_on_factor=float(r_factor))
-    return long.pivot(index="t", columns="descriptor", values="auroc").reset_index()
+    rows = []
+    for t in ts:
+        table, _ = on_off(model, map_name, t, steps, grid_n, r_factor)
+        rows.append({"t": t, **{k: auroc(table[k], table["on"]) for k in DESCRIPTORS}})
+    return pd.DataFrame(rows)

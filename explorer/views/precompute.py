@@ -40,10 +40,22 @@ def precompute_default_views(model, preset: str = "default", embedding: bool = T
         note("embedding", embedding_grid(model, make_density(model, e["source"]), e["n"], e["lams"], k=e["k"],
                                          n_quad=e["n_quad"], n_neighbors=e["n_neighbors"],
                                          progress=bar("embedding"))[1])
-    if model.image_shape is not None and model.training_set is not None:
-        from explorer.views.image_geodesics import precompute_default_view
+    if model.image_shape is None and model.training_set is not None:  # the Geodesics view of a points model
+        from explorer.jobs.kinds import run_kind
+        from explorer.views.geodesics import default_endpoints, geodesic_view, geodesics_defaults, graph_job_params
+
+        g = geodesics_defaults(model, preset)
+        state, _ = run_kind("geodesic_graph", model, graph_job_params(g, make_density(model, g["source"])))
+        i, j = default_endpoints(state.X, state.is_bg)
+        geodesic_view(state, g["lam"], g["p0"], i, j)  # the straight line's log p
+        records.append({"what": "geodesic graph", "kind": "graph_marker", "key": None, "hit": None, "seconds": None})
+        log(f"{model.name}: geodesic graph of {len(state.X)} points, {state.est.n_density_evals_} log p values")
+    if model.training_set is not None:
         from explorer.views.memorization import report_cached
 
-        precompute_default_view(model, preset, log=log)
         note("memorization report", report_cached(model, preset=preset, progress=bar("memorization report"))[1])
+    if model.image_shape is not None and model.training_set is not None:
+        from explorer.views.image_geodesics import precompute_default_view
+
+        precompute_default_view(model, preset, log=log)
     return records
