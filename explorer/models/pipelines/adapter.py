@@ -39,9 +39,16 @@ class PipelineModel(GenerativeModel):
     @staticmethod
     def converted(module: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
         """A deep copy on ``device`` in ``dtype`` by ``nn.Module.to`` itself: diffusers' override of ``to`` warns on
-        every dtype change (its list of float32-only modules is empty for these models)."""
+        every dtype change (its list of float32-only modules is empty for these models). In float64 the attention
+        modules' "upcast" of scores and softmax to float32 would be a downcast: it is turned off there."""
         out = copy.deepcopy(module)
         nn.Module.to(out, device=device, dtype=dtype)
+        if dtype == torch.float64:
+            from diffusers.models.attention_processor import Attention
+
+            for m in out.modules():
+                if isinstance(m, Attention):
+                    m.upcast_attention = m.upcast_softmax = False
         return out.eval().requires_grad_(False)
 
     def check_map(self, map: str) -> str:
