@@ -5,6 +5,11 @@ Example:
 
 The plane is the model's whole latent plane for 2-D latents, else the plane through the latents of
 three seeds (``--anchors 0,1,2``; each seed's latent is ``model.latents(1, seed)``).
+
+Diffusers pipelines (``--model FOLDER`` or ``--model org/name``) take ``--map decoder`` (latent models: the VAE
+decoder alone) and conditioning flags, e.g.
+  python -m explorer descriptors --model path/to/sd --map sampler --steps 20 --prompt "a photo of a cat" \
+      --guidance-scale 7.5 --grid 4 --n-directions 8 --out sd.npz
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.commands._condition import add_condition_arguments, condition_from_args
 from explorer.models import DEFAULT_MODEL
 from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
-    p.add_argument("--map", default="sampler", choices=["sampler", "from_t", "denoiser"])
+    p.add_argument("--map", default="sampler", choices=["sampler", "from_t", "denoiser", "decoder"])
     p.add_argument("--steps", type=int, default=50, help="DDIM steps S (default 50)")
     p.add_argument("--t", type=int, default=None, help="timestep for from_t / denoiser, in [0, T)")
     p.add_argument("--grid", type=int, default=128, help="n for an n × n grid (default 128)")
@@ -34,6 +40,10 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sketch / δ directions (default 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--out", type=Path, required=True, help="output .npz (a .json of parameters is written beside)")
+    p.add_argument("--svd", default="sketch", choices=["sketch", "randomized"],
+                   help="ψ/ν from the P-direction sketch's singular values (default), or from J's top P by a "
+                        "randomized SVD")
+    add_condition_arguments(p)
 
 
 def compute(args, progress=None):
@@ -51,11 +61,13 @@ def compute(args, progress=None):
             raise ValueError(f"--anchors needs three seeds, got {args.anchors!r}")
         anchors = torch.stack([model.latent_of_seed(s, torch.float64) for s in seeds])
     plane = latent_plane(model.latent_shape, anchors=anchors, n=args.grid, extent=args.extent, dtype=dtype)
-    G = compute_view(model, dtype).generator(args.map, steps=args.steps, t=args.t)
+    condition = condition_from_args(args)
+    G = compute_view(model, dtype).generator(args.map, steps=args.steps, t=args.t, **condition)
     maps = descriptor_maps(G, plane, radius=args.radius, n_directions=args.n_directions, seed=args.seed,
-                           progress=progress)
+                           progress=progress, svd=getattr(args, "svd", "sketch"))
     record = {"model": args.model, "weights_hash": model.weights_hash, "map": args.map, "steps": args.steps,
-              "t": args.t, "anchors": args.anchors, **maps.params, "P": maps.params["n_directions"]}
+              "t": args.t, "anchors": args.anchors, "condition": condition, **maps.params,
+              "P": maps.params["n_directions"]}
     return maps, record
 
 

@@ -111,9 +111,9 @@ def cache_snapshot(repo_id: str, cache: Path | None = None, revision: str = "mai
     if not repo.is_dir():
         from explorer.models.registry import BUILTIN_MODELS
 
-        raise PipelineError(f"{repo_id!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}) nor a pipeline in "
-                            f"the local Hugging Face cache {cache} (no {repo.name} there); download it once where "
-                            "there is a network, or set HF_HUB_CACHE / HF_HOME to the cache that holds it")
+        raise PipelineError(f"{repo_id!r} is neither a built-in model (valid: {', '.join(BUILTIN_MODELS)}) nor a "
+                            f"pipeline in the local Hugging Face cache {cache} (no {repo.name} there); download it "
+                            "once where there is a network, or set HF_HUB_CACHE / HF_HOME to the cache that holds it")
     ref = repo / "refs" / revision
     snapshots = repo / "snapshots"
     if ref.is_file():
