@@ -66,15 +66,20 @@ class Prediction(nn.Module):
             raise ValueError(f"the network predicts {out_channels} channels for {channels} input channels; expected "
                              f"{channels}, or {2 * channels} with a learned variance")
         self.prediction_type, self.channels, self.out_channels = prediction_type, int(channels), int(out_channels)
-        # log ᾱ on the grid t = −1, 0, …, T−1 (ᾱ_{−1} = 1), interpolated for fractional t (the ODE)
-        self._log_a = np.concatenate([[0.0], alphas_cumprod.double().log().numpy()])
+        # log ᾱ on the grid t = −1, 0, …, T−1 (ᾱ_{−1} = 1), interpolated for fractional t (the ODE); float64, kept
+        # out of the module's buffers so that a view's dtype never rounds it
+        self._log_a = torch.cat([torch.zeros(1, dtype=torch.float64), alphas_cumprod.double().log()])
 
     def alpha(self, t) -> torch.Tensor | float:
         """ᾱ_t as a float (integer t) or a (B,) float64 tensor (tensor t, interpolated in log ᾱ)."""
         if not torch.is_tensor(t):
-            return math.exp(float(np.interp(float(t), np.arange(-1, len(self._log_a) - 1), self._log_a)))
-        tt = t.detach().double().cpu().reshape(-1).numpy()
-        return torch.from_numpy(np.exp(np.interp(tt, np.arange(-1, len(self._log_a) - 1), self._log_a)))
+            grid = np.arange(-1, len(self._log_a) - 1)
+            return math.exp(float(np.interp(float(t), grid, self._log_a.numpy())))
+        log_a = self._log_a.to(t.device)
+        pos = (t.detach().double().reshape(-1) + 1).clamp(0, len(log_a) - 1)
+        i0 = pos.floor().clamp(max=len(log_a) - 2).long()
+        w = pos - i0
+        return (log_a[i0] * (1 - w) + log_a[i0 + 1] * w).exp()
 
     def forward(self, out: torch.Tensor, x: torch.Tensor, t) -> torch.Tensor:
         if self.out_channels != self.channels:
