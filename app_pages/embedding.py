@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer.density.cached import has_likelihood
 from explorer.views import embedding as embv
-from webui import jobs, profiles, resources, selections, session, sidebar, widgets
+from webui import charts, jobs, profiles, resources, selections, session, sidebar, widgets
 
 spec = sidebar.sidebar()
 model = resources.get_model(spec)
@@ -81,7 +81,7 @@ for col, (name, title, Y, cl) in zip(cols, views, strict=True):
     opacity = np.where(np.isin(np.arange(n), sel), 1.0, 0.25) if sel else np.ones(n)
     size = np.where(np.isin(np.arange(n), sel), 9, 5) if sel else np.full(n, 5)
     with col:
-        f = go.Figure(go.Scattergl(x=Y[:, 0], y=Y[:, 1], mode="markers", customdata=np.arange(n),
+        f = go.Figure(charts.scatter_trace(n)(x=Y[:, 0], y=Y[:, 1], mode="markers", customdata=np.arange(n),
                                    text=[f"label {v}" for v in arrays["labels"]],
                                    marker={"color": c, "colorscale": "Turbo", "size": size, "opacity": opacity},
                                    hovertemplate="point %{customdata} (%{text})<extra></extra>"))

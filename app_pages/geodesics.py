@@ -115,7 +115,7 @@ def points_trace(color=None, name="points", colorscale=None, cbar=None):
     kw = {"color": color if color is not None else np.where(state.is_bg, "#c8c8c8", "#4a6fa5"), "size": 4}
     if colorscale:
         kw.update(colorscale=colorscale, showscale=True, colorbar={"title": cbar, "len": 0.6})
-    return go.Scattergl(x=state.X[:, 0], y=state.X[:, 1], mode="markers", marker=kw, name=name,
+    return charts.scatter_trace(len(state.X))(x=state.X[:, 0], y=state.X[:, 1], mode="markers", marker=kw, name=name,
                         customdata=np.arange(N), hovertemplate="point %{customdata}<extra></extra>")
 
 
@@ -211,6 +211,8 @@ def lambda_panel():
     src = st.session_state.get("geo_source")
     src = i if src is None or src >= N else src
     aff = geov.affinity_view(state, lam, p0, src)
+    if aff["message"]:
+        st.info(aff["message"])
     a1, a2 = st.columns(2)
     for col, name in ((a1, "geodesic"), (a2, "euclidean")):
         with col:

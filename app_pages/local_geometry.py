@@ -12,7 +12,7 @@ import streamlit as st
 
 from explorer.views import local_geometry as lgv
 from explorer.views import sizes
-from webui import charts, galleries, jobs, profiles, resources, selections, session, sidebar, widgets
+from webui import descriptor_maps, galleries, jobs, profiles, resources, selections, session, sidebar, widgets
 
 spec = sidebar.sidebar()
 model = resources.get_model(spec)
@@ -131,7 +131,7 @@ pool_views = [] if IMAGE else [(lc1, pool["latents"], "Latents z (click to pick 
                                (lc2, pool["samples"], "Their samples G(z)", "lg_pool_x")]
 for col, arr, title, ck in pool_views:
     with col:
-        f = go.Figure(go.Scattergl(x=arr[:, 0], y=arr[:, 1], mode="markers", customdata=pool["seeds"],
+        f = go.Figure(go.Scatter(x=arr[:, 0], y=arr[:, 1], mode="markers", customdata=pool["seeds"],
                                    marker={"size": np.where(chosen, 12, 6), "color": np.where(chosen, "#d62728",
                                                                                                "#4a6fa5")},
                                    hovertemplate="seed %{customdata}<extra></extra>"))
@@ -164,41 +164,13 @@ if plane is not None:
     st.info("Each cell is far larger than the linear regions of a trained sampler (latent displacements of 10⁻³ "
             "already flip neurons): a cell is a sample of the descriptors at its centre, not one linear region.",
             icon="ℹ️")
-    cells = None
-    hcols = st.columns(4)
-    size = max(3, int(160 / n))  # about one cell of the plot (~160 px wide in a quarter of a wide page)
-    half = (arrays["u"][1] - arrays["u"][0]) / 2
-    ends = np.r_[arrays["u"][[0, -1]], np.ravel(arrays["anchor_coords"])]
-    lim = [float(ends.min() - half), float(ends.max() + half)]
-    for col, name in zip(hcols, ("psi", "nu", "nu_eff", "delta"), strict=True):
-        g = charts.grid_cells(arrays["u"], arrays["v"], arrays[name])
-        with col:
-            f = go.Figure(go.Scattergl(x=g["x"], y=g["y"], mode="markers", customdata=g["customdata"],
-                                       marker={"symbol": "square", "size": size, "color": g["value"],
-                                               "colorscale": "Viridis", "showscale": True,
-                                               "colorbar": {"len": 0.7, "thickness": 10}},
-                                       hovertemplate="u=%{x:.3f}, v=%{y:.3f}<br>" + name +
-                                                     "=%{marker.color:.4g}<extra></extra>"))
-            if len(arrays["anchor_coords"]):
-                ac = arrays["anchor_coords"]
-                f.add_trace(go.Scattergl(x=ac[:, 0], y=ac[:, 1], mode="markers+text", text=[str(s) for s in seeds],
-                                         marker={"color": "red", "size": 9, "symbol": "x"}, name="anchors"))
-            cell = st.session_state.get("lg_cell")
-            if cell and len(cell) == 2 and max(cell) < n:
-                f.add_trace(go.Scattergl(x=[arrays["u"][cell[1]]], y=[arrays["v"][cell[0]]], mode="markers",
-                                         marker={"color": "red", "size": 12, "symbol": "circle-open"},
-                                         name="selected", hoverinfo="skip"))
-            f.update_layout(title=NAMES[name], height=330, showlegend=False,
-                            margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="u", yaxis_title="v")
-            f.update_xaxes(range=lim, constrain="domain")
-            f.update_yaxes(range=lim, constrain="domain", scaleanchor="x", scaleratio=1)
-            ev = st.plotly_chart(f, key=f"lg_map_{name}", on_select="rerun", selection_mode="points",
-                                 config={"displayModeBar": False})
-            picked = session.new_selection(f"lg_map_{name}", ev)
-            if picked:
-                cells = selections.cell_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
-                                                      n)
-    if cells is not None:
+    flat = {}
+    if d == 2:
+        flat["nu"] = ("ν = 2 everywhere: the 2-D sampler keeps both directions at every latent (its Jacobian is "
+                      "invertible), so ν carries no information here and its correlation with the others is undefined.")
+    cells = descriptor_maps.draw_maps(arrays, NAMES, n, st.session_state.get("lg_cell"), f"lg_maps_{n}",
+                                      flat_names=flat)
+    if cells is not None and list(cells) != st.session_state.get("lg_cell"):
         st.session_state["lg_cell"] = list(cells)
         st.rerun()
     mparams = {"model": spec, "weights_hash": model.weights_hash, "latent_dim": d, **record["params"]}
@@ -248,9 +220,9 @@ with d1:
     else:
         data = model.training_data().reshape(len(model.training_data()), -1)
         data = data[np.random.default_rng(0).choice(len(data), min(len(data), 2000), replace=False)]
-        f = go.Figure(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", name="training data",
+        f = go.Figure(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="training data",
                                    marker={"size": 3, "color": "#cccccc"}, hoverinfo="skip"))
-        f.add_trace(go.Scattergl(x=xs[:, 0], y=xs[:, 1], mode="markers", name=f"samples ({NAMES[color]})",
+        f.add_trace(go.Scatter(x=xs[:, 0], y=xs[:, 1], mode="markers", name=f"samples ({NAMES[color]})",
                                  customdata=samp["seeds"],
                                  marker={"size": 7, "color": samp[color], "colorscale": "Plasma", "showscale": True,
                                          "colorbar": {"title": color}},

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.memorization import THRESHOLD
-from webui import jobs, profiles, resources, session, sidebar, widgets
+from webui import charts, jobs, profiles, resources, session, sidebar, widgets
 from webui import memorization as mem
 
 spec = sidebar.sidebar()
@@ -112,7 +112,7 @@ elif is_image:
                "smoothing).")
 else:
     keep = np.random.default_rng(0).choice(len(train), min(len(train), 2000), replace=False)
-    f = go.Figure(go.Scattergl(x=train[keep, 0], y=train[keep, 1], mode="markers", name="training data",
+    f = go.Figure(go.Scatter(x=train[keep, 0], y=train[keep, 1], mode="markers", name="training data",
                                marker={"size": 3, "color": "#cccccc"}, hoverinfo="skip"))
     lines_x, lines_y = [], []
     for j, r in enumerate(rows):
@@ -123,11 +123,11 @@ else:
                            line={"color": "#888888", "width": 1}, hoverinfo="skip"))
     f.add_trace(go.Scatter(x=train[nn_i.ravel(), 0], y=train[nn_i.ravel(), 1], mode="markers",
                            name="nearest training points", marker={"size": 6, "color": "black", "symbol": "x"}))
-    mem = table["memorized"].to_numpy(bool)[rows]
+    is_mem = table["memorized"].to_numpy(bool)[rows]
     f.add_trace(go.Scatter(x=rep.samples[rows, 0], y=rep.samples[rows, 1], mode="markers+text",
                            name="shown samples", text=[str(s) for s in table["latent_seed"].to_numpy()[rows]],
                            textposition="top center",
-                           marker={"size": 9, "color": np.where(mem, "#d62728", "#1f77b4")}))
+                           marker={"size": 9, "color": np.where(is_mem, "#d62728", "#1f77b4")}))
     f.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
     f.update_yaxes(scaleanchor="x", scaleratio=1)
     st.plotly_chart(f, key="mem_gallery_points", config={"displayModeBar": False})
@@ -152,7 +152,8 @@ with x1:
     f = go.Figure()
     for flag, name, color in ((True, "memorized", "#d62728"), (False, "novel", "#1f77b4")):
         part = table[table["memorized"] == flag]
-        f.add_trace(go.Scattergl(x=part["ratio"], y=part[desc], mode="markers", name=f"{name} ({len(part)})",
+        trace = charts.scatter_trace(len(part))
+        f.add_trace(trace(x=part["ratio"], y=part[desc], mode="markers", name=f"{name} ({len(part)})",
                                  customdata=part["latent_seed"], marker={"size": 6, "color": color},
                                  hovertemplate="seed %{customdata}: ratio %{x:.3f}, " + desc + " %{y:.4g}"
                                                "<extra></extra>"))

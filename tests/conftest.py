@@ -53,10 +53,15 @@ def app_test_profile(tmp_path_factory):
     as the page's poll would (the tests then see the drawn results)."""
     from streamlit.testing.v1 import AppTest
 
-    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR", "EXPLORER_HOME")}
+    old = {k: os.environ.get(k) for k in ("EXPLORER_PROFILE", "EXPLORER_CACHE_DIR", "EXPLORER_HOME",
+                                          "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS")}
+    os.environ["STREAMLIT_CLIENT_SHOW_ERROR_DETAILS"] = "full"  # tests read the errors (the app shows their type)
     os.environ["EXPLORER_PROFILE"] = "test"
     os.environ["EXPLORER_CACHE_DIR"] = str(tmp_path_factory.mktemp("explorer-cache"))
     os.environ["EXPLORER_HOME"] = str(tmp_path_factory.mktemp("explorer-home"))
+    from streamlit import config as st_config
+
+    st_config.set_option("client.showErrorDetails", "full")  # the tests read the errors (the app shows their type)
     original = AppTest._run
 
     def run_settled(self, widget_state=None, timeout=None):
@@ -68,6 +73,9 @@ def app_test_profile(tmp_path_factory):
         return out
 
     AppTest._run = run_settled
+    from explorer.jobs import default_registry
+
+    default_registry().clear()  # finished jobs of another module's cache folder are not this module's results
     yield
     AppTest._run = original
     for k, v in old.items():
@@ -75,3 +83,12 @@ def app_test_profile(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """A private, empty disk cache (and explorer home) for one test, outside its tmp_path."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(cache))
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path_factory.mktemp("home")))
+    return cache

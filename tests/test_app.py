@@ -459,7 +459,8 @@ def trained_csv_model(tmp_path_factory):
     data, _ = sample_toy2d("spiral", 300, seed=1)
     csv = folder / "mydata.csv"
     csv.write_text("x,y\n" + "\n".join(f"{a},{b}" for a, b in data))
-    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "50", "--out", str(folder)]) == 0
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "50", "--out", str(folder),
+                 "--allow-failed-gate"]) == 0  # 50 iterations do not pass the quality gate
     return str(folder / "toy2d" / "mydata.safetensors")
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from explorer import cache
 from explorer.density.cached import likelihood_seconds_per_point, make_density
+from explorer.jobs import default_registry
 from explorer.views import geodesics as geov
 from explorer.views import local_geometry as lgv
 from explorer.views import sizes
@@ -154,7 +155,7 @@ def test_switching_from_a_toy_to_digits_resets_the_sizes(digits):
 def test_sizes_and_defaults_follow_the_kind_of_model(digits, ring):
     assert sizes.model_kind(digits) == "image" and sizes.model_kind(ring) == "points"
     assert profiles.sizes_for(digits) == profiles.profile("image")
-    d = lgv.local_geometry_defaults(digits)
+    d = lgv.local_geometry_defaults(digits, profiles.profile_name())
     assert d["n_directions"] == 64 and d["seeds"] == [0, 1, 2] and d["steps"] == profiles.profile("image")["steps"]
     assert lgv.local_geometry_defaults(ring)["n_directions"] == 2
     assert sizes.default_directions(64) == 64 and sizes.default_directions(4096) == 16
@@ -199,12 +200,13 @@ def test_model_density_uses_the_default_likelihood(digits, ring):
 def test_precomputed_default_views_are_read_from_the_shipped_folder(digits, tmp_path, monkeypatch):
     shipped = tmp_path / "assets-cache"
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(shipped))
-    records = precompute_default_views(digits, embedding=False, log=lambda *_: None)
-    assert [r["what"] for r in records] == ["pool", "descriptor plane", "sample descriptors"]
+    records = precompute_default_views(digits, preset=profiles.profile_name(), embedding=False, log=lambda *_: None)
+    assert [r["what"] for r in records] == ["pool", "descriptor plane", "sample descriptors", "memorization report"]
     assert sum(p.stat().st_size for p in shipped.iterdir()) < 2e6
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "user"))
     monkeypatch.setattr(cache, "ASSETS_CACHE", shipped)
-    d = lgv.local_geometry_defaults(digits)
+    default_registry().clear()  # results of this module's earlier pages are in memory: start as a new server
+    d = lgv.local_geometry_defaults(digits, profiles.profile_name())
     assert lgv.descriptor_plane_is_cached(digits, d["map"], d["steps"], None, d["seeds"], d["n"],
                                                   d["extent"], d["n_directions"])
     at = run_page(LOCAL)

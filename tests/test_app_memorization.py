@@ -105,12 +105,13 @@ def test_page_renders_tables_and_filters(model):
 
     at.button(key="mem_more").click().run()
     assert_clean(at)
-    assert len(gallery(at)) == min(2 * sizes["page_rows"], sizes["n"])
+    assert len(gallery(at)) == min(2 * sizes["page_rows"], sizes["mem_n"])
 
     offered = at.session_state["_downloads"]
     for key in ("dl_mem_table", "dl_mem_auroc"):
         params = offered[key]["params"]
-        assert params["model"] == model and params["n"] == sizes["n"] and params["threshold"] == pytest.approx(1 / 3)
+        assert params["model"] == model and params["n"] == sizes["mem_n"]
+        assert params["threshold"] == pytest.approx(1 / 3)
         assert params["weights_hash"] == load_model(model).weights_hash
 
 
@@ -142,7 +143,7 @@ def test_threshold_relabels_and_link_parameters():
     bad = run_page("toy2d/ring", query={"msort": "nope", "mthr": "2"})
     assert not bad.exception
     assert bad.selectbox(key="w_mem_sort").value == "ratio"
-    assert sorted(w.value for w in bad.warning) == sorted(f"Ignored an unreadable link parameter: {p}"
+    assert sorted(w.value for w in bad.warning) == sorted(f"Ignored a link parameter: {p}"
                                                           for p in ("msort='nope'", "mthr='2'"))
 
 
@@ -152,7 +153,9 @@ def test_slow_report_waits_for_a_confirm(monkeypatch):
     assert_clean(at)
     assert not auroc_tables(at) and any("will take about" in i.value for i in at.info)
     assert not memv.report_is_cached(load_model("toy2d/ring"), 24, 1000, 3)
-    at.button(key="confirm_mem-toy2d/ring-24-1000-3").click().run()
+    confirm = [b for b in at.button if str(b.key).startswith("confirm-memorization-")]
+    assert len(confirm) == 1 and confirm[0].label.startswith("Compute the memorization report of 24")
+    confirm[0].click().run()
     assert_clean(at)
     assert auroc_tables(at) and gallery(at)["latent_seed"].min() >= 1000
 

@@ -24,3 +24,15 @@ def grid_cells(u: np.ndarray, v: np.ndarray, values: np.ndarray) -> dict:
     ii, jj = np.meshgrid(np.arange(n_v), np.arange(n_u), indexing="ij")
     return {"x": np.asarray(u)[jj.ravel()], "y": np.asarray(v)[ii.ravel()], "value": values.ravel(),
             "customdata": np.stack([ii.ravel(), jj.ravel()], 1)}
+
+
+#: Above this many points a scatter uses WebGL; below it SVG, so that a page holds only a handful of WebGL contexts
+#: (browsers keep about 16 and drop the oldest, which blanks its chart).
+WEBGL_ABOVE = 5000
+
+
+def scatter_trace(n_points: int):
+    """``go.Scatter`` (SVG) for up to WEBGL_ABOVE points, ``go.Scattergl`` beyond."""
+    import plotly.graph_objects as go
+
+    return go.Scattergl if int(n_points) > WEBGL_ABOVE else go.Scatter

@@ -9,7 +9,7 @@ from explorer import cache
 from explorer.device import device_report
 from explorer.models import DEFAULT_MODEL, list_models
 from explorer.views.sizes import model_kind
-from webui import catalog, profiles, resources
+from webui import catalog, jobs, profiles, resources
 from webui.query import plain
 from webui.session import bind, init_state, set_state, store
 
@@ -80,6 +80,7 @@ def sidebar() -> str:
         prof = profiles.profile_name()
         if prof != "default":
             st.caption(f"Size profile: **{prof}** (EXPLORER_PROFILE)")
+        jobs.jobs_panel()
         _cache_panel()
         for p in problems:
             st.warning(f"Ignored a link parameter: {plain(p)}")
@@ -89,16 +90,20 @@ def sidebar() -> str:
 def _cache_panel() -> None:
     st.header("Cache")
     s = cache.stats()
-    st.caption(f"`{plain(s['folder'])}`: {s['entries']} results, {s['bytes'] / 1e6:.1f} MB")
+    st.caption(f"`{s['folder']}`: {s['entries']} results, {s['bytes'] / 1e6:.1f} MB")
     if st.session_state.get("_confirm_clear"):
         st.warning("Delete every result this cache computed? (Files the cache did not write, and the shipped "
                    "results in assets/cache, are kept.)")
         yes, no = st.columns(2)
         if yes.button("Delete", key="clear_cache_yes", type="primary"):
-            n = cache.clear()
-            st.cache_data.clear()
             st.session_state["_confirm_clear"] = False
-            st.toast(f"Removed {n} cache files")
+            try:
+                n = cache.clear()
+            except ValueError as err:  # e.g. EXPLORER_CACHE_DIR points into the shipped assets/
+                st.error(plain(str(err)))
+            else:
+                st.cache_data.clear()
+                st.toast(f"Removed {n} cache files")
         if no.button("Keep", key="clear_cache_no"):
             st.session_state["_confirm_clear"] = False
             st.rerun()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from explorer.commands import _args
 
 
 @dataclass
@@ -22,25 +23,27 @@ class PointsAndDensity:
 
 def add_density_arguments(p) -> None:
     p.add_argument("--model", default="toy2d/ring", help="built-in model (default toy2d/ring)")
-    p.add_argument("--n", type=int, default=2000, help="training points to use, a seeded subset (default 2000)")
+    p.add_argument("--n", type=_args.int_at_least(2), default=2000,
+                   help="training points to use, a seeded subset (default 2000)")
     p.add_argument("--density", choices=["model", "kde"], default="model",
                    help="log p from the model's likelihood (its default_likelihood: 'discrete' for 2-D models, "
                         "the ODE with Hutchinson probes for image models) or a Gaussian KDE of the training data "
                         "(default model)")
-    p.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth (default: Scott's rule)")
-    p.add_argument("--lam", type=float, default=1.0, help="λ > 0 (default 1.0)")
-    p.add_argument("--p0", type=float, default=1.0, help="p0 > 0 (default 1.0)")
+    p.add_argument("--bandwidth", type=_args.positive_float, default=None, help="KDE bandwidth (default: Scott's rule)")
+    p.add_argument("--lam", type=_args.positive_float, default=1.0, help="λ > 0 (default 1.0)")
+    p.add_argument("--p0", type=_args.positive_float, default=1.0, help="p0 > 0 (default 1.0)")
     p.add_argument("--relative", action="store_true", help="λ and p0 in units of p_ref (median training density)")
-    p.add_argument("--k", type=int, default=10, help="neighbours of the symmetric k-NN graph (default 10)")
-    p.add_argument("--n-quad", type=int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset and background points (default 0)")
+    p.add_argument("--k", type=_args.positive_int, default=10,
+                   help="neighbours of the symmetric k-NN graph (default 10)")
+    p.add_argument("--n-quad", type=_args.positive_int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed of the subset and background points (default 0)")
 
 
 def load_points_and_density(args) -> PointsAndDensity:
     """Points, labels and density for ``args`` (see ``add_density_arguments``), with provenance in ``info``: the same
     ``explorer.density.cached.make_density`` (and p_ref rule) as the app, so ``--relative --lam`` means the same
     metric in both."""
-    from explorer.density.cached import make_density
+    from explorer.density.cached import REF_POINTS, make_density
     from explorer.models import load_model
 
     if args.n < 2:
@@ -57,24 +60,32 @@ def load_points_and_density(args) -> PointsAndDensity:
     labels = None if labels is None else np.asarray(labels)[idx]
     density = make_density(model, args.density, bandwidth=args.bandwidth)
     density.progress = _progress_printer("log p")
-    info = {"model": args.model, "n_training": len(data), **density.info,
-            "log_p_ref_source": "model.log_p_ref (stored at training)" if args.density == "model"
-            and model.log_p_ref is not None else "median over reference training points (explorer.density.cached)"}
-    info["image_shape"] = model.image_shape
+    if args.density == "model" and model.log_p_ref is not None:
+        source = "model.log_p_ref (stored at training)"
+    else:
+        what = "model" if args.density == "model" else "KDE"
+        source = (f"median {what} log density over up to {REF_POINTS} evenly spaced training points "
+                  "(explorer.density.cached.reference_log_density)")
+        if args.density == "model":
+            print(f"note: the model has no stored log_p_ref; using the {source}: {density.log_p_ref:.4g}",
+                  file=sys.stderr)
+    info = {"model": args.model, "n_training": len(data), **density.info, "log_p_ref_source": source,
+            "image_shape": model.image_shape}
     return PointsAndDensity(X, labels, density, density.log_p_ref, info)
 
 
 def _progress_printer(what: str):
-    """A ``progress(done, total)`` that prints rate and time left on stderr for evaluations of many points."""
-    start = [None]
+    """A ``progress(done, total)`` drawing a progress bar on stderr for evaluations that take more than a moment."""
+    from explorer.jobs.console import ConsoleProgress
+
+    bars: dict = {}
 
     def progress(done: int, total: int) -> None:
-        if total < 5000:
-            return
-        if start[0] is None:
-            start[0] = time.perf_counter()
-        rate = done / max(time.perf_counter() - start[0], 1e-9)
-        print(f"\r  {what}: {done}/{total} points ({rate:.0f}/s, about {(total - done) / rate:.0f} s left)",
-              end="\n" if done == total else "", file=sys.stderr, flush=True)
+        bar = bars.get(total)
+        if bar is None:
+            bar = bars[total] = ConsoleProgress(f"{what} ({total:,} points)")
+        bar(done / max(total, 1))
+        if done >= total:
+            bars.pop(total).close()
 
     return progress

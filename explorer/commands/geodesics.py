@@ -7,7 +7,6 @@ Writes OUT (.npz) and OUT with suffix .json (every parameter and a summary). Exa
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -15,25 +14,28 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer import files
+from explorer.commands import _args
 from explorer.commands._density import add_density_arguments, load_points_and_density
 from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
     add_density_arguments(p)
-    p.add_argument("--source", type=int, default=0, help="index of the start point (default 0)")
-    p.add_argument("--target", type=int, default=1, help="index of the end point (default 1)")
-    p.add_argument("--background", type=int, default=None,
+    p.add_argument("--source", type=_args.nonnegative_int, default=0, help="index of the start point (default 0)")
+    p.add_argument("--target", type=_args.nonnegative_int, default=1, help="index of the end point (default 1)")
+    p.add_argument("--background", type=_args.nonnegative_int, default=None,
                    help="uniform background points over the bounding box, appended after the data, so that a "
                         "geodesic can cross empty regions (default 500 for 2-D models; 0 for image models, where "
                         "a uniform point in the pixel box has density ≈ 0; 0: data only)")
-    p.add_argument("--refine", type=int, default=0,
+    p.add_argument("--refine", type=_args.nonnegative_int, default=0,
                    help="refine the path into a polyline of this many points by L-BFGS, with gradients of the "
                         "model's log p (exact almost everywhere) or of the KDE (default 0: off)")
-    p.add_argument("--compare", type=int, default=0,
+    p.add_argument("--compare", type=_args.nonnegative_int, default=0,
                    help="also write the refined geodesic, the straight line and the latent slerp between source and "
                         "target, each this many points, with log p along each (default 0: off)")
-    p.add_argument("--out", type=Path, required=True, help="output .npz file (a .json of parameters beside it)")
+    p.add_argument("--out", type=_args.output_file, required=True,
+                   help="output .npz file (a .json of parameters beside it)")
 
 
 def run(args) -> int:
@@ -96,7 +98,7 @@ def run(args) -> int:
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     record = {"command": "geodesics", "parameters": params, "density": pd.info, "summary": summary}
-    out.with_suffix(".json").write_text(json.dumps(stamped(record), indent=2, default=_jsonable))
+    files.write_json(out.with_suffix(".json"), stamped(record))  # strict JSON: an infinite distance is "inf"
     if not connected:
         print(f"error: points {s} and {t} are not connected ({g.n_components_} components); "
               f"{g.connectivity_.get('fix', '')}. Wrote distances and components to {out}", file=sys.stderr)
@@ -105,11 +107,3 @@ def run(args) -> int:
           f"(straight segment {summary['straight_metric']:.6g}, c≡1 graph {summary['graph_c1']:.6g}, "
           f"Euclidean {summary['euclidean']:.6g}); {g.n_components_} component(s); wrote {out} and .json")
     return 0
-
-
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)

@@ -30,6 +30,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from explorer import cache
+    from explorer.jobs.console import ConsoleProgress
     from explorer.models import load_model
     from explorer.views.precompute import precompute_default_views
 
@@ -38,10 +39,40 @@ def run(args) -> int:
     start = time.perf_counter()
     for spec in args.models:
         model = load_model(spec)
+        bars = _Bars(ConsoleProgress)
         precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
-                                 log=lambda m: print(m, file=sys.stderr))
+                                 log=lambda m: print(m, file=sys.stderr), progress=bars.new)
+        bars.close()
     if args.prune:
         print(f"pruned {cache.prune(keep=cache.touched())} files no default view uses", file=sys.stderr)
     s = cache.stats()
     print(f"{s['entries']} entries, {s['bytes'] / 1e6:.2f} MB in {out} ({time.perf_counter() - start:.0f} s)")
     return 0
+
+
+class _Bars:
+    """One progress bar at a time: ``new(what)`` closes the previous one and returns the new one's callback."""
+
+    def __init__(self, factory):
+        self.factory, self.bar = factory, None
+
+    def new(self, what: str):
+        self.close()
+        self.bar = self.factory(what)
+        return _fraction(self.bar)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _fraction(bar):
+    """The views' callbacks report (fraction), (fraction, message) or (done, total): all onto one bar."""
+    def cb(*args):
+        if len(args) == 2 and not isinstance(args[1], str):
+            bar(args[0] / max(args[1], 1))
+        else:
+            bar(*args)
+
+    return cb

@@ -19,6 +19,7 @@ of the batch) counts each copy's neurons: a call's rows are read as (copies, lat
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -94,12 +95,12 @@ def local_complexity(G: nn.Module, z, radius: float, directions=None, n_directio
     default a random orthonormal basis of all d directions.
     """
     z = check_latents(z)
-    if not radius > 0:
-        raise ValueError(f"radius must be positive, got {radius}")
+    if not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a positive finite number, got {radius}")
     points = preactivation_points(G)
     if not points:
-        raise ValueError("G contains no activation module to hook (nn.ReLU, nn.SiLU, diffusers' GELU, …); δ needs them "
-                         "(a G built on F.relu would report δ = 0 everywhere)")
+        raise ValueError("G contains no activation module to hook (nn.ReLU, nn.SiLU, diffusers' GELU, …); δ needs "
+                         "them (a G built on F.relu would report δ = 0 everywhere)")
     d = int(np.prod(z.shape[1:]))
     B = resolve_directions(d, directions, n_directions, seed, default_full=False)
     n_vert = 2 * B.shape[0] + 1

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from explorer import cache
 from explorer.device import compute_device, compute_view
@@ -63,10 +64,16 @@ def _descriptor_ident(model, map_name: str) -> str:
     return f"{model.weights_hash}|{map_name}"
 
 
-def _jvp_units(model, n: int, map_name: str, steps: int, t, P, delta: bool = True) -> float:
-    """latent · step · copy units of ψ/ν (P + 1 copies) and δ (2P + 1 copies) of n latents."""
+def _jvp_units(model, n: int, map_name: str, steps: int, t, P, delta: bool = True) -> tuple[float, float]:
+    """(units, calls) of ψ/ν (P + 1 copies of each latent) and δ (2P + 1 copies) of n latents: units are
+    latent · step · copy; a call is one step of one chunk (at most MAX_ROWS copies), for each of the two passes."""
+    from explorer.device import MAX_ROWS
+
     P = _directions(model, P)
-    return float(n) * _eff_steps(model, map_name, steps, t) * ((P + 1) + ((2 * P + 1) if delta else 0))
+    S = _eff_steps(model, map_name, steps, t)
+    copies = (P + 1) + ((2 * P + 1) if delta else 0)
+    calls = S * sum(math.ceil(n * c / MAX_ROWS) for c in ((P + 1), (2 * P + 1) if delta else 0) if c)
+    return float(n) * S * copies, float(max(calls, 1))
 
 
 # ---------------------------------------------------------------------------- local geometry
@@ -79,7 +86,8 @@ def _plane_cached(model, p):
     from explorer.views.local_geometry import descriptor_plane_is_cached
 
     return descriptor_plane_is_cached(model, p["map"], p["steps"], p.get("t"), p.get("seeds", []), p["n"],
-                                      p["extent"], p.get("n_directions"), p.get("radius"))
+                                      p["extent"], p.get("n_directions"), p.get("radius"), p.get("direction_seed", 0),
+                                      p.get("condition"), _torch_dtype(p.get("dtype")))
 
 
 @_register("descriptor_plane", _plane_units, _plane_cached,
@@ -88,8 +96,14 @@ def _descriptor_plane(model, p, progress):
     from explorer.views.local_geometry import descriptor_plane
 
     arrays, record = descriptor_plane(model, p["map"], p["steps"], p.get("t"), p.get("seeds", []), p["n"],
-                                      p["extent"], p.get("n_directions"), progress=progress, radius=p.get("radius"))
+                                      p["extent"], p.get("n_directions"), progress=progress, radius=p.get("radius"),
+                                      direction_seed=p.get("direction_seed", 0), condition=p.get("condition"),
+                                      dtype=_torch_dtype(p.get("dtype")))
     return (arrays, record), not record.get("hit")
+
+
+def _torch_dtype(name):
+    return None if name is None else getattr(torch, str(name).replace("torch.", ""))
 
 
 def _samples_units(model, p):
@@ -114,7 +128,8 @@ def _sample_descriptors(model, p, progress):
     return (arrays, record), not record.get("hit")
 
 
-@_register("pool", lambda m, p: {("descriptor", _descriptor_ident(m, "sampler")): float(p["n"]) * p["steps"]},
+@_register("pool", lambda m, p: {("descriptor", _descriptor_ident(m, "sampler")): (float(p["n"]) * p["steps"],
+                                                                                 float(p["steps"]))},
            lambda m, p: cache.exists("pool", {"n": int(p["n"]), "steps": int(p["steps"]), "model": m.name},
                                      m.weights_hash),
            lambda m, p: f"{p['n']} samples of the sampler")
@@ -126,7 +141,7 @@ def _pool(model, p, progress):
 
 
 @_register("cell", lambda m, p: {("descriptor", _descriptor_ident(m, p["map"])):
-                                 float(_eff_steps(m, p["map"], p["steps"], p.get("t")))},
+                                 (1.0, float(_eff_steps(m, p["map"], p["steps"], p.get("t"))))},
            lambda m, p: False, lambda m, p: "the clicked cell's sample")
 def _cell(model, p, progress):
     from explorer.views.local_geometry import sample_of_latent
@@ -135,8 +150,9 @@ def _cell(model, p, progress):
 
 
 def _onoff_units(model, p):
-    per = _jvp_units(model, p["grid_n"] ** 2, p["map"], p["steps"], p["t"], None)
-    return {("descriptor", _descriptor_ident(model, p["map"])): per * (1 + int(p["n_ts"]))}
+    units, calls = _jvp_units(model, p["grid_n"] ** 2, p["map"], p["steps"], p["t"], None)
+    k = 1 + int(p["n_ts"])
+    return {("descriptor", _descriptor_ident(model, p["map"])): (units * k, calls * k)}
 
 
 @_register("on_off", _onoff_units, lambda m, p: False,
@@ -161,10 +177,15 @@ def graph_points_count(n_nodes: int, k: int, n_quad: int) -> float:
     return n_nodes + 0.75 * n_nodes * k * n_quad
 
 
+def _points_work(density, points: float) -> tuple[float, float]:
+    """(units, calls) of evaluating ``density`` at ``points`` points (one call per chunk of its disk cache)."""
+    return float(points), float(max(1, math.ceil(points / density.chunk)))
+
+
 def _graph_units(model, p):
     n = p["n"] + p.get("n_background", 0)
     pts = graph_points_count(n, p.get("k", 10), p["n_quad"]) + p.get("view_grid", 0) ** 2
-    return {("log_prob", _density_ident(p["density"])): pts}
+    return {("log_prob", _density_ident(p["density"]) + "|graph"): _points_work(p["density"], pts)}
 
 
 def _graph_marker_params(p) -> dict:
@@ -202,7 +223,8 @@ def _geodesic_graph(model, p, progress):
 
 
 def _image_graph_units(model, p):
-    return {("log_prob", _density_ident(p["density"])): graph_points_count(p["n"], p["k"], p["n_quad"])}
+    pts = graph_points_count(p["n"], p["k"], p["n_quad"])
+    return {("log_prob", _density_ident(p["density"]) + "|graph"): _points_work(p["density"], pts)}
 
 
 def _image_graph_cached(model, p):
@@ -229,7 +251,7 @@ def _image_graph(model, p, progress):
 def _three_paths_units(model, p):
     m = p.get("path_len", 10)
     pts = p["max_iter"] * m * (p["n_quad"] + 1) * 3 + 3 * p["n_points"] * (p["n_quad"] + 1)
-    return {("log_prob", _density_ident(p["density"])): float(pts)}
+    return {("log_prob", _density_ident(p["density"]) + "|graph"): (float(pts), float(p["max_iter"] * 3 + 6))}
 
 
 @_register("three_paths", _three_paths_units, lambda m, p: False,
@@ -244,8 +266,9 @@ def _three_paths(model, p, progress):
 # ---------------------------------------------------------------------------- embedding and memorization
 def _embedding_units(model, p):
     n = p["n"]
-    return {("log_prob", _density_ident(p["density"])): graph_points_count(n, p["k"], p["n_quad"]),
-            ("umap", "umap"): float(n) * (len(p["lams"]) + 2)}
+    return {("log_prob", _density_ident(p["density"]) + "|graph"): _points_work(
+                p["density"], graph_points_count(n, p["k"], p["n_quad"])),
+            ("umap", "umap"): (float(n) * (len(p["lams"]) + 2), float(len(p["lams"]) + 2))}
 
 
 def _embedding_cached(model, p):
@@ -323,16 +346,41 @@ def run_kind(name: str, model, params: dict, job=None, rates: Rates | None = Non
     start = time.perf_counter()
     result, computed = kind.run(model, params, scaled)
     seconds = time.perf_counter() - start
-    units = kind.units(model, params)
-    if computed and len(units) == 1:
-        (op, ident), n = next(iter(units.items()))
+    work = kind.units(model, params)
+    if computed and len(work) == 1:
+        (op, ident), (units, calls) = next(iter(work.items()))
         view = compute_view(model)
-        (rates or default_rates()).record(op, ident, str(compute_device()), str(view.dtype), n, seconds)
+        (rates or default_rates()).record(op, ident, str(compute_device()), str(view.dtype), units, seconds, calls)
     return result
 
 
-def _probe_descriptor_rate(model, map_name: str, rates: Rates) -> float:
-    """Time ψ/ν (P = 2 sketch or less) and δ of 4 latents of ``map_name`` (after a warm-up latent)."""
+#: A probe times two batch sizes, the second large enough to take at least PROBE_SECONDS (the first mostly shows
+#: the per-call overhead, which large chunks pay once, not per latent or point).
+PROBE_SECONDS = 0.3
+PROBE_MAX = 1024
+
+
+def _two_timings(run, max_n: int = PROBE_MAX) -> tuple[int, float, int, float]:
+    """(n1, t1, n2, t2): ``run(n)`` timed at n1 = 2 and at the first n2 = 8, 32, 128, … (≤ max_n) taking
+    PROBE_SECONDS, after a warm-up call."""
+    def timed(n):
+        start = time.perf_counter()
+        run(n)
+        return time.perf_counter() - start
+
+    timed(1)
+    n1, t1 = 2, timed(2)
+    n2 = 8
+    while True:
+        t2 = timed(n2)
+        if t2 >= PROBE_SECONDS or n2 >= max_n:
+            return n1, t1, n2, t2
+        n2 = min(max_n, n2 * 4)
+
+
+def _probe_descriptor_rate(model, map_name: str, rates: Rates):
+    """Fit the descriptor cost of ``map_name``: ψ/ν (a P = 2 sketch, or d when smaller) and δ of 2 and of n
+    latents; per call and step, per latent · step · copy."""
     from explorer.descriptors import local_complexity, local_descriptors
 
     view = compute_view(model)
@@ -340,70 +388,88 @@ def _probe_descriptor_rate(model, map_name: str, rates: Rates) -> float:
     steps = min(int(model.default_steps or 1), 50) if model.capabilities.diffusion else None
     t = None if map_name in ("sampler", "decoder") or T is None else T // 2
     G = view.generator(map_name, steps=steps, t=t)
-    z = model.latents(5, seed=123)
     P = min(2, int(np.prod(model.latent_shape)))
-    local_descriptors(G, z[:1], n_directions=P)
-    start = time.perf_counter()
-    local_descriptors(G, z[1:], n_directions=P)
-    try:
-        local_complexity(G, z[1:], radius=1e-3, n_directions=P)
-    except ValueError:  # no activation module to hook: δ is not computed either
-        pass
-    seconds = time.perf_counter() - start
-    units = 4.0 * _eff_steps(model, map_name, steps or 1, t) * ((P + 1) + (2 * P + 1))
-    return rates.record("descriptor", _descriptor_ident(model, map_name), str(compute_device()), str(view.dtype),
-                        units, seconds) or 1.0
+    z = model.latents(PROBE_MAX, seed=123)
+
+    def run(n):
+        local_descriptors(G, z[:n], n_directions=P)
+        try:
+            local_complexity(G, z[:n], radius=1e-3, n_directions=P)
+        except ValueError:  # no activation module to hook: δ is not computed either
+            pass
+
+    n1, t1, n2, t2 = _two_timings(run)
+    S = _eff_steps(model, map_name, steps or 1, t)
+    per = float(S * ((P + 1) + (2 * P + 1)))  # units per latent
+    cost = rates.fit("descriptor", _descriptor_ident(model, map_name), str(compute_device()), str(view.dtype),
+                     n1 * per, t1, n2 * per, t2)
+    calls = 2.0 * S  # two passes of S steps per call of run
+    return rates.set("descriptor", _descriptor_ident(model, map_name), str(compute_device()), str(view.dtype),
+                     type(cost)(cost.a / calls, cost.b))
 
 
-def _probe_log_prob_rate(model, density, rates: Rates) -> float:
-    """Time the density on a few training points (8, or 2 for a slow likelihood), after a 1-point warm-up."""
-    if model.training_set is not None and density.source == "model":
-        pts = model.training_set.data(np.arange(min(9, len(model.training_set))))
-    else:
-        pts = np.random.default_rng(0).normal(size=(9, int(np.prod(model.sample_shape))))
-    pts = np.asarray(pts, dtype=np.float64).reshape(len(pts), -1)
-    fn = density.fn
-    fn(pts[:1])
-    start = time.perf_counter()
-    fn(pts[1:3])
-    seconds = time.perf_counter() - start
-    n = 2
-    if seconds < 0.2:
-        start = time.perf_counter()
-        fn(pts[1:])
-        seconds, n = time.perf_counter() - start, len(pts) - 1
+def _probe_points(model, kind_name: str, params: dict) -> np.ndarray:
+    """Points like the ones the job evaluates: a graph's own nodes and quadrature points where the job builds a
+    graph (its k-NN structure is cheap), else training points moved a little off the data."""
+    if kind_name == "geodesic_graph":
+        from explorer.geodesics.graph import knn_edges
+        from explorer.geodesics.quadrature import gauss_legendre_01
+        from explorer.views.geodesics import geodesic_points
+
+        X, _, _ = geodesic_points(model, params["points"], params["n"], params.get("n_background", 0),
+                                  seed=params.get("seed", 0), data=params.get("data"))
+        E = knn_edges(X, min(int(params.get("k", 10)), len(X) - 1))
+        t, _ = gauss_legendre_01(int(params["n_quad"]))
+        rng = np.random.default_rng(0)
+        e = E[rng.choice(len(E), min(len(E), PROBE_MAX), replace=False)]
+        q = t[rng.integers(len(t), size=len(e))][:, None]
+        return X[e[:, 0]] + q * (X[e[:, 1]] - X[e[:, 0]])
+    if model.training_set is not None:
+        idx = np.resize(np.arange(len(model.training_set)), PROBE_MAX)
+        pts = model.training_set.data(idx).reshape(PROBE_MAX, -1).astype(np.float64)
+        return pts + 0.01 * np.random.default_rng(0).normal(size=pts.shape)
+    return np.random.default_rng(0).normal(size=(PROBE_MAX, int(np.prod(model.sample_shape))))
+
+
+def _probe_log_prob_rate(model, density, ident: str, pts: np.ndarray, rates: Rates):
+    """Fit the density's cost (bypassing its disk cache) on 2 and on n of ``pts``: per call, per point."""
+    n1, t1, n2, t2 = _two_timings(lambda k: density.fn(pts[:k]), max_n=len(pts))
     view = compute_view(model)
-    return rates.record("log_prob", _density_ident(density), str(compute_device()), str(view.dtype), n,
-                        seconds) or 1.0
+    return rates.fit("log_prob", ident, str(compute_device()), str(view.dtype), n1, t1, n2, t2)
 
 
-#: UMAP's speed before any embedding ran here (points per second, after its JIT warm-up), measured on a 2-core
-#: CPU; embedding jobs refine it.
-UMAP_PRIOR = 600.0
+#: UMAP's cost before any embedding ran here: about 1 s per call and 600 points per second after its JIT
+#: warm-up, measured on a 2-core CPU; embedding jobs refine it.
+UMAP_PRIOR = (1.0, 1 / 600.0)
 
 
 def estimate(name: str, model, params: dict, rates: Rates | None = None, probe: bool = True) -> float | None:
-    """Seconds the job will take: Σ units / measured rate over its operations (a rate not yet measured is probed
-    first when ``probe``, else the estimate is None)."""
+    """Seconds the job will take: Σ (a · calls + b · units) over its operations, from the measured costs (a cost not
+    yet measured is probed first when ``probe``, else the estimate is None)."""
+    from explorer.jobs.rates import Cost
+
     rates = rates or default_rates()
     device, dtype = str(compute_device()), str(compute_view(model).dtype)
     total = 0.0
-    for (op, ident), units in KINDS[name].units(model, params).items():
-        rate = rates.get(op, ident, device, dtype)
-        if rate is None and op == "umap":
-            rate = UMAP_PRIOR
-        if rate is None:
+    for (op, ident), (units, calls) in KINDS[name].units(model, params).items():
+        cost = rates.get(op, ident, device, dtype)
+        if cost is None and op == "umap":
+            cost = Cost(*UMAP_PRIOR)
+        if cost is None:
             if not probe:
                 return None
             if op == "descriptor":
-                rate = _probe_descriptor_rate(model, ident.split("|")[-1], rates)
-            elif op == "log_prob":
-                rate = _probe_log_prob_rate(model, params["density"], rates)
-        total += units / max(rate, 1e-9)
+                cost = _probe_descriptor_rate(model, ident.split("|")[-1], rates)
+            else:
+                cost = _probe_log_prob_rate(model, params["density"], ident, _probe_points(model, name, params),
+                                            rates)
+        total += cost.seconds(units, calls)
     return 0.5 + total
 
 
 def probe_key(name: str, model, params: dict) -> str:
     """The job key of the rate probe an estimate of this job needs (one per operation and model)."""
     ops = sorted(f"{op}|{ident}" for op, ident in KINDS[name].units(model, params))
+    if name == "geodesic_graph":  # its probe samples the graph's own points
+        ops.append(job_key(name, model, params))
     return "probe-" + hashlib.sha256("|".join(ops).encode()).hexdigest()[:16]

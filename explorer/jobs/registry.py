@@ -158,6 +158,14 @@ class JobRegistry:
                 self._finish(job, CANCELLED)
         return True
 
+    def clear(self) -> int:
+        """Drop every finished job (and its result); returns how many. Unfinished jobs are kept."""
+        with self._lock:
+            done = [k for k, j in self._jobs.items() if j.done]
+            for k in done:
+                del self._jobs[k]
+        return len(done)
+
     def forget(self, key: str) -> None:
         """Drop a finished job (its result too)."""
         with self._lock:

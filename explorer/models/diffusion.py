@@ -42,8 +42,13 @@ class DiffusionModel(GenerativeModel):
         self.image_shape = None if shape is None else (int(shape[0]), int(shape[1]))
         self.channels = 1
         flat = len(self.sample_shape) == 1
+        # The exact inversion of the sampler is this adapter's default likelihood; a record that names the ODE (the
+        # digit models: their last DDIM step contracts by e^−50 and Newton does not converge, even on their own
+        # samples) offers the ODE only (``log_prob(x, "discrete")`` still runs, and says where it fails).
+        ode_only = (self.meta.get("likelihood") or {}).get("method") == "ode"
         self.capabilities = Capabilities(
-            maps=MAPS, likelihoods=("discrete", "ode"), piecewise_linear=_is_relu(denoiser), training_set=True,
+            maps=MAPS, likelihoods=("ode",) if ode_only else ("discrete", "ode"), piecewise_linear=_is_relu(denoiser),
+            training_set=True,
             conditioning=(), step_jacobian=flat and hasattr(denoiser, "eps_and_jacobian"), diffusion=True)
 
     # ------------------------------------------------------------------ protocol

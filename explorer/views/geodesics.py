@@ -145,15 +145,25 @@ def overlay_paths(state: GeodesicState, lams, p0: float, i: int, j: int) -> list
 
 
 def affinity_view(state: GeodesicState, lam: float, p0: float, src: int) -> dict:
-    """Geodesic affinity exp(−d²/2σ²) from point ``src`` next to the Euclidean one (the paper's Figure 5)."""
+    """Geodesic affinity exp(−d²/2σ²) from point ``src`` next to the Euclidean one (the paper's Figure 5).
+
+    σ is the median finite positive distance of each. A source that reaches no other point (an isolated node of an
+    ε-graph) has geodesic affinity 1 at itself and 0 elsewhere, and ``message`` says why."""
     from explorer.geodesics import affinity_from_distances
 
     with state.lock:
         state.est.set_lam(lam, p0)
         d_geo = state.est.distances(int(src))
     d_euc = np.linalg.norm(state.X - state.X[int(src)], axis=1)
-    return {"src": int(src), "geodesic": affinity_from_distances(d_geo), "euclidean": affinity_from_distances(d_euc),
-            "d_geodesic": d_geo, "d_euclidean": d_euc}
+    message = None
+    try:
+        a_geo = affinity_from_distances(d_geo)
+    except ValueError:
+        a_geo = (d_geo == 0).astype(np.float64)
+        message = (f"Point {int(src)} reaches no other point of the graph (an isolated node), so its geodesic "
+                   f"affinity is 0 everywhere else. {state.est.connectivity_.get('fix', '')}")
+    return {"src": int(src), "geodesic": a_geo, "euclidean": affinity_from_distances(d_euc),
+            "d_geodesic": d_geo, "d_euclidean": d_euc, "message": message}
 
 
 def connectivity(state: GeodesicState) -> dict:

@@ -48,43 +48,62 @@ def _sketch(model, P: int) -> int | None:
     return None if P >= latent_dim(model) else P
 
 
-def _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions=None, radius=None) -> dict:
+def _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions=None, radius=None, direction_seed=0,
+                  condition=None) -> dict:
     seeds = [int(s) for s in seeds] if len(seeds) == 3 else []
     t = None if map_name in ("sampler", "decoder") else int(t)
     radius = delta_radius(model) if radius is None else float(radius)
-    return {"map": map_name, "steps": int(steps), "t": t, "seeds": seeds, "n": int(n), "extent": float(extent),
-            "n_directions": n_directions_for(model, n_directions), "radius": radius, "model": model.name}
+    params = {"map": map_name, "steps": int(steps), "t": t, "seeds": seeds, "n": int(n), "extent": float(extent),
+              "n_directions": n_directions_for(model, n_directions), "radius": radius, "model": model.name,
+              "direction_seed": int(direction_seed)}
+    if condition:
+        params["condition"] = dict(condition)
+    return params
 
 
 def descriptor_plane_is_cached(model, map_name: str, steps: int, t: int | None, seeds, n: int, extent: float,
-                               n_directions: int | None = None, radius: float | None = None) -> bool:
+                               n_directions: int | None = None, radius: float | None = None, direction_seed: int = 0,
+                               condition: dict | None = None, dtype: torch.dtype | None = None) -> bool:
     """Whether ``descriptor_plane`` with these arguments would read the disk cache (no confirm needed)."""
-    params = _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions, radius)
-    return cache.exists("descriptor_maps", params, model.weights_hash)
+    params = _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions, radius, direction_seed,
+                           condition)
+    return cache.exists("descriptor_maps", params, model.weights_hash, _dtype_name(model, dtype))
+
+
+def _dtype_name(model, dtype) -> str:
+    return str(compute_view(model, dtype).dtype).replace("torch.", "")
 
 
 def descriptor_plane(model, map_name: str, steps: int, t: int | None, seeds, n: int, extent: float,
-                     n_directions: int | None = None, progress=None, radius: float | None = None) -> tuple[dict, dict]:
+                     n_directions: int | None = None, progress=None, radius: float | None = None,
+                     direction_seed: int = 0, condition: dict | None = None,
+                     dtype: torch.dtype | None = None) -> tuple[dict, dict]:
     """ψ, ν, ν_eff, δ (n, n) over the plane with u, v, singular values, origin and basis (disk-cached).
 
-    ``n_directions``: P Jacobian directions (None or d: the full Jacobian; fewer: a sketch shared by ψ, ν and δ).
-    ``radius``: δ's cross-polytope radius (default ``delta_radius(model)``, the same on every view).
+    ``n_directions``: P Jacobian directions (None or d: the full Jacobian; fewer: a sketch from
+    ``direction_seed``, shared by ψ, ν and δ). ``radius``: δ's cross-polytope radius (default
+    ``delta_radius(model)``, the same on every view). ``condition``: the generator's conditioning (pipelines).
+    ``dtype``: the compute dtype (default the model's, float32); part of the cache key.
     """
     from explorer.descriptors import descriptor_maps
 
-    params = _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions, radius)
+    params = _plane_params(model, map_name, steps, t, seeds, n, extent, n_directions, radius, direction_seed,
+                           condition)
     seeds, t, P, radius = params["seeds"], params["t"], params["n_directions"], params["radius"]
+    view = compute_view(model, dtype)
 
     def compute():
-        plane = plane_for(model, seeds, n, extent)
-        G = compute_view(model).generator(map_name, steps=steps, t=t)
-        dm = descriptor_maps(G, plane, radius=radius, n_directions=_sketch(model, P), progress=progress)
+        plane = plane_for(model, seeds, n, extent, dtype=view.dtype)
+        G = view.generator(map_name, steps=steps, t=t, **(condition or {}))
+        dm = descriptor_maps(G, plane, radius=radius, n_directions=_sketch(model, P), seed=int(direction_seed),
+                             progress=progress)
         anchors = plane.anchor_coords if len(plane.anchor_coords) else np.zeros((0, 2))
         return {**dm.maps, "u": plane.u, "v": plane.v, "singular_values": dm.singular_values,
                 "origin": plane.origin.numpy(), "basis": plane.basis.numpy(), "anchor_coords": anchors,
-                "radius": np.array(dm.params["radius"])}
+                "radius": np.array(dm.params["radius"]), "n_layer_calls": np.array(dm.params["n_layer_calls"])}
 
-    return cache.cached("descriptor_maps", params, compute, weights_hash=model.weights_hash)
+    return cache.cached("descriptor_maps", params, compute, weights_hash=model.weights_hash,
+                        dtype=_dtype_name(model, dtype))
 
 
 def cell_latent(arrays: dict, i: int, j: int) -> np.ndarray:

@@ -9,14 +9,19 @@ from explorer.views.local_geometry import descriptor_plane, local_geometry_defau
 from explorer.views.sizes import latent_dim
 
 
-def precompute_default_views(model, preset: str = "default", embedding: bool = True, log=print) -> list[dict]:
+def precompute_default_views(model, preset: str = "default", embedding: bool = True, log=print,
+                             progress=None) -> list[dict]:
     """Compute (or read) what each page shows first for ``model`` at the ``preset`` sizes, through the disk cache:
     Local geometry (pool, plane, sample descriptors), Embedding (with ``embedding``), and for image models the
     Geodesics graph with its three paths and the Memorization report. Returns the cache records (what, kind,
-    key, hit, seconds)."""
+    key, hit, seconds). ``progress(what)``, when given, makes a ``callback(fraction, ...)`` for each step (the CLI's
+    progress bars)."""
     d = local_geometry_defaults(model, preset)
     t = None if d["map"] == "sampler" else d["t"]
     records = []
+
+    def bar(what):
+        return None if progress is None else progress(f"{model.name}: {what}")
 
     def note(what, rec):
         records.append({"what": what, "kind": rec.get("kind"), "key": rec.get("key"), "hit": rec.get("hit"),
@@ -27,17 +32,18 @@ def precompute_default_views(model, preset: str = "default", embedding: bool = T
     note("pool", pool(model, d["n_pool"], d["steps"])[1])
     if len(d["seeds"]) == 3 or latent_dim(model) == 2:
         note("descriptor plane", descriptor_plane(model, d["map"], d["steps"], t, d["seeds"], d["n"], d["extent"],
-                                                  d["n_directions"])[1])
+                                                  d["n_directions"], progress=bar("descriptor plane"))[1])
     note("sample descriptors", sample_descriptors(model, d["map"], d["steps"], t, d["n_samples"], d["radius"],
-                                                  d["n_directions"])[1])
+                                                  d["n_directions"], progress=bar("sample descriptors"))[1])
     if embedding and model.training_set is not None:
         e = embedding_defaults(model, preset)
         note("embedding", embedding_grid(model, make_density(model, e["source"]), e["n"], e["lams"], k=e["k"],
-                                         n_quad=e["n_quad"], n_neighbors=e["n_neighbors"])[1])
+                                         n_quad=e["n_quad"], n_neighbors=e["n_neighbors"],
+                                         progress=bar("embedding"))[1])
     if model.image_shape is not None and model.training_set is not None:
         from explorer.views.image_geodesics import precompute_default_view
         from explorer.views.memorization import report_cached
 
         precompute_default_view(model, preset, log=log)
-        note("memorization report", report_cached(model, preset=preset)[1])
+        note("memorization report", report_cached(model, preset=preset, progress=bar("memorization report"))[1])
     return records
