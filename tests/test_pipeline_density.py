@@ -51,6 +51,7 @@ def test_epsilon_zero_is_the_gaussian_of_variance_one_over_alpha_T(tmp_path):
                                    (z / math.sqrt(a_T)).numpy(), rtol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore:var\\(\\)")  # one probe has no spread to report
 def test_v_zero_is_the_standard_gaussian(tmp_path):
     """v ≡ 0 means ε = sqrt(1 − ᾱ_t)·x_t, x̂_0 = sqrt(ᾱ_t)·x_t: the data N(0, I) is left unchanged by the
     diffusion, so log p(x) = log N(x; 0, I); the ODE integrates a non-zero divergence D·σ/(1 + σ²) to get it."""
