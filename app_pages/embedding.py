@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer.density.cached import has_likelihood
 from explorer.views import embedding as embv
-from webui import charts, jobs, profiles, resources, selections, session, sidebar, widgets
+from webui import charts, commands, jobs, profiles, resources, selections, session, sidebar, widgets
 
 spec = sidebar.sidebar()
 model = resources.get_model(spec)
@@ -74,6 +74,10 @@ sel = [i for i in st.session_state.get("emb_sel", []) if i < n]
 views = [("geodesic", f"Geodesic distance, λ = {lam:g}", arrays["Y_geodesic"][li], arrays["clusters_geodesic"][li]),
          ("euclidean", "Straight-line distance", arrays["Y_euclidean"], arrays["clusters_euclidean"]),
          ("graph", "Graph distance, c ≡ 1", arrays["Y_graph"], arrays["clusters_graph"])]
+st.caption("Click a point to select it (shift-click adds more); for many at once, pick the box or lasso tool in a "
+           "chart's toolbar and drag. The selection is highlighted in all three views. Colour: "
+           + ("each view's spectral clusters (cluster numbers are per view)." if color_by == "clusters" else
+              "the data set's true labels."))
 cols = st.columns(3)
 new_sel = None
 for col, (name, title, Y, cl) in zip(cols, views, strict=True):
@@ -81,13 +85,22 @@ for col, (name, title, Y, cl) in zip(cols, views, strict=True):
     opacity = np.where(np.isin(np.arange(n), sel), 1.0, 0.25) if sel else np.ones(n)
     size = np.where(np.isin(np.arange(n), sel), 9, 5) if sel else np.full(n, 5)
     with col:
-        f = go.Figure(charts.scatter_trace(n)(x=Y[:, 0], y=Y[:, 1], mode="markers", customdata=np.arange(n),
-                                   text=[f"label {v}" for v in arrays["labels"]],
-                                   marker={"color": c, "colorscale": "Turbo", "size": size, "opacity": opacity},
-                                   hovertemplate="point %{customdata} (%{text})<extra></extra>"))
-        f.update_layout(title=title, height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
+        f = go.Figure()
+        groups = np.unique(c)
+        palette = charts.categorical_colours(len(groups))
+        what = "label" if color_by == "labels" else "cluster"
+        for g, colour in zip(groups, palette, strict=True):
+            idx = np.flatnonzero(c == g)
+            f.add_trace(charts.scatter_trace(n)(
+                x=Y[idx, 0], y=Y[idx, 1], mode="markers", customdata=idx, name=f"{what} {g}",
+                text=[f"label {arrays['labels'][i]}" for i in idx],
+                marker={"color": colour, "size": size[idx], "opacity": opacity[idx]},
+                hovertemplate="point %{customdata} (%{text})<extra></extra>"))
+        f.update_layout(title=title, height=430, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="zoom",
+                        clickmode="event+select", legend={"orientation": "h", "y": -0.1, "font": {"size": 10}})
         ev = st.plotly_chart(f, key=f"emb_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                             config={"displayModeBar": False})
+                             config={"displayModeBar": True, "displaylogo": False,
+                                     "modeBarButtonsToRemove": ["toImage", "autoScale2d"]})
         picked = session.new_selection(f"emb_{name}", ev)
         if picked:
             new_sel = selections.indices_from_selection({"selection": {"points": [{"customdata": p} for p in picked]}},
@@ -120,4 +133,5 @@ with d1:
 with d2:
     widgets.download_npz("Download embeddings (NPZ)", {k: arrays[k] for k in arrays}, params, "embeddings.npz",
                         "dl_emb_npz")
+widgets.cli_hint(commands.embedding(spec, source, n, lams, k, nq, n_neighbors))
 session.sync_query(["emb_lam", "emb_color", "emb_sel"])

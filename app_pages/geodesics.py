@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer.density.cached import has_likelihood, make_density
 from explorer.views import geodesics as geov
-from webui import charts, jobs, profiles, query, resources, selections, session, sidebar, uploads, widgets
+from webui import charts, commands, jobs, profiles, query, resources, selections, session, sidebar, uploads, widgets
 
 P = profiles.profile()
 spec = sidebar.sidebar()
@@ -20,12 +20,17 @@ if getattr(model, "image_shape", None) is not None:  # image models: strips of i
     image_geodesics.render(spec, model)
     st.stop()
 
+#: The default λ (relative to p_ref): small enough that the path visibly follows the data (the paper's Figure 2
+#: shows the effect below about 0.1); the overlay below adds λ = 5, where paths are nearly straight.
+DEFAULT_LAM = 0.0562
+
 st.title("Generative geodesics")
 st.caption("Shortest paths of the metric c(x)·‖dx‖ with c = (p0 + λ)/(p(x) + λ) on a k-NN or ε-graph (DESIGN.md §3). "
            "Small λ: paths hug the data; large λ: straight lines. λ and p0 are relative to p_ref, the median "
            "density of the training data.")
 
 # ---------------------------------------------------------------------------- settings
+uploaded = st.session_state.get("geo_upload") is not None  # the uploader's file of this run (drawn below)
 with st.expander("Points, graph and density", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     kinds = ["data", "samples", "uniform"]
@@ -33,7 +38,9 @@ with st.expander("Points, graph and density", expanded=False):
         kind = st.selectbox("Points", kinds, **session.bind("geo_points", "data", lambda v: v in kinds),
                             help="training data (a seeded subset), model samples, or uniform points over the view")
         session.store("geo_points", kind)
-        n_pts = st.number_input("Number of points", 20, 20000, P["graph_n"], step=100, key="geo_n")
+        n_pts = st.number_input("Number of points", 20, 20000, P["graph_n"], step=100, key="geo_n",
+                                help="a seeded subset of the points (of your CSV's when one is uploaded: at most "
+                                     "all of them)")
         n_bg = st.number_input("Background points (uniform)", 0, 20000, P["n_background"], step=50, key="geo_nbg",
                                help="let geodesics cross empty regions (DESIGN.md §3)")
     with c2:
@@ -53,9 +60,11 @@ with st.expander("Points, graph and density", expanded=False):
         nq = st.number_input("Quadrature points per edge", 1, 16, **session.bind("geo_nq", 3),
                              help="Gauss–Legendre nodes; small λ makes c rougher and needs more")
         session.store("geo_nq", int(nq))
-        sources = ["model", "kde"] if has_likelihood(model) else ["kde"]
-        source = st.selectbox("Density p", sources, key="geo_density",
-                              format_func={"kde": "Gaussian KDE of the training data (model-free baseline)",
+        sources = ["model", "kde"] if has_likelihood(model) and not uploaded else ["kde"]
+        source = st.selectbox("Density p", sources, key="geo_density" if not uploaded else "geo_density_upload",
+                              disabled=uploaded,
+                              format_func={"kde": "Gaussian KDE of your uploaded points" if uploaded else
+                                           "Gaussian KDE of the training data (model-free baseline)",
                                            "model": "model likelihood (exact density of the DDIM sampler)"}.get)
     with c4:
         upload = st.file_uploader("Bring your own data: a CSV of 2-D points", type=["csv", "txt"], key="geo_upload",
@@ -71,11 +80,19 @@ if upload is not None:
         user_sha = hashlib.sha256(raw).hexdigest()[:16]
         st.success(f"Using your {len(user_data)} points with a KDE density (model: none).")
     except ValueError as err:
-        st.error(f"Could not use the uploaded file: {err}")
+        st.error(f"Could not use the uploaded file: {query.plain(str(err))}. Remove it (×) to go back to the "
+                 "model's data.")
+        st.stop()
 if user_data is not None:
     source = "kde"
     if kind == "samples":
         kind = "data"
+    n_pts = min(int(n_pts), len(user_data))
+data_id = user_sha or f"{spec}/{kind}/{source}"
+if st.session_state.get("_geo_data_id") not in (None, data_id):  # other points: old indices name other points
+    for key in ("geo_ends", "geo_source"):
+        st.session_state.pop(key, None)
+st.session_state["_geo_data_id"] = data_id
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -132,7 +149,8 @@ def lambda_panel():
     c1, c2, c3 = st.columns([3, 2, 2])
     with c1:
         lam = st.select_slider("λ (relative to p_ref, log scale)", query.LAM_OPTIONS,
-                               **session.bind("geo_lam", 1.0, lambda v: v in query.LAM_OPTIONS))
+                               **session.bind("geo_lam", DEFAULT_LAM, lambda v: v in query.LAM_OPTIONS),
+                               help="small λ: the path hugs dense regions (c ≈ p0/p); large λ: c → 1, straight lines")
         session.store("geo_lam", lam)
     with c2:
         p0 = st.select_slider("p0 (relative to p_ref)", query.LAM_OPTIONS,
@@ -167,6 +185,9 @@ def lambda_panel():
         base_layout(fig, "Geodesic vs straight line over log p (click points to change the endpoints)")
         event = st.plotly_chart(fig, key="geo_plot", on_select="rerun", selection_mode="points",
                                 config={"displayModeBar": False})
+        st.caption("Grey shading: log p of the density (darker = denser, the top 25 nats); blue dots: the graph's "
+                   "points (light grey: uniform background points); red: the geodesic at this λ; dashed: the straight "
+                   "line. Click two points to set the endpoints A and B.")
     picked = session.new_selection("geo_plot", event)
     if picked:
         idx = selections.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}}, N)
@@ -197,9 +218,11 @@ def lambda_panel():
             prof.update_layout(height=330, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                                title="Density and metric factor along each path", xaxis_title="arc length",
                                yaxis_title="log p", yaxis2={"title": "c", "overlaying": "y", "side": "right",
-                                                            "type": "log"},
+                                                            "type": "log", "dtick": 1, "exponentformat": "power"},
                                legend={"orientation": "h", "y": -0.25})
             st.plotly_chart(prof, key="geo_profile", config={"displayModeBar": False})
+            st.caption("Solid: log p along each path (left axis); dotted: the metric factor c = (p0 + λ)/(p + λ) "
+                       "(right axis, log scale: c < 1 where the density is above p0, so dense stretches are cheap).")
             table = pd.DataFrame({"path_index": view["path"], "x": view["path_points"][:, 0],
                                   "y": view["path_points"][:, 1], "log_p": view["geodesic_profile"]["log_p"],
                                   "c": view["geodesic_profile"]["c"]})
@@ -221,11 +244,15 @@ def lambda_panel():
                                    marker={"size": 12, "color": "red", "symbol": "x"}))
             base_layout(f, f"{name.capitalize()} affinity exp(−d²/2σ²) from point {src}", 380)
             st.plotly_chart(f, key=f"geo_aff_{name}", config={"displayModeBar": False})
+            st.caption(("Geodesic" if name == "geodesic" else "Euclidean") + " affinity exp(−d²/2σ²) of every point "
+                       "to the red × (bright = close; σ = the median distance). Paper 2, Figure 5.")
     widgets.download_csv("Download affinities (CSV)",
                         {"x": state.X[:, 0], "y": state.X[:, 1], "background": state.is_bg,
                          "d_geodesic": aff["d_geodesic"], "affinity_geodesic": aff["geodesic"],
                          "d_euclidean": aff["d_euclidean"], "affinity_euclidean": aff["euclidean"]},
                         {**state.params, "lam": lam, "p0": p0, "source": src}, "affinity.csv", "dl_geo_aff")
+    if kind == "data" and user_data is None:
+        widgets.cli_hint(commands.geodesics(spec, source, int(n_pts), int(n_bg), int(k), int(nq), lam, p0, i, j))
     session.sync_query(["geo_points", "geo_graph", "geo_k", "geo_eps", "geo_nq", "geo_lam", "geo_p0", "geo_ends",
                        "geo_overlay", "geo_source"])
 
@@ -234,7 +261,7 @@ lambda_panel()
 
 # ---------------------------------------------------------------------------- several λ on one plot
 st.subheader("Several λ on one plot")
-default_overlay = ",".join(f"{v:g}" for v in st.session_state.get("geo_overlay", [0.01, 0.1, 1.0, 10.0]))
+default_overlay = ",".join(f"{v:g}" for v in st.session_state.get("geo_overlay", [5.0, 0.5, 0.05]))
 text = st.text_input("λ values (relative, comma-separated)", default_overlay, key="geo_overlay_text")
 try:
     lams = selections.parse_floats(text)[:8]
@@ -254,6 +281,8 @@ if lams:
                                      name=f"λ = {p['lam']:g} (L = {p['length']:.3g})", line={"width": 3}))
     base_layout(fig, "Geodesics from A to B at several λ", 440)
     st.plotly_chart(fig, key="geo_overlay_plot", config={"displayModeBar": False})
+    st.caption("The geodesic from A to B at each λ over log p (paper 2, Figure 2): at large λ it is nearly straight, "
+               "at small λ it bends to stay in dense regions; L is each path's metric length.")
     if any(p["points"] is None for p in paths):
         st.warning("A and B are not connected in the graph; " + str(conn.get("fix", "")))
 

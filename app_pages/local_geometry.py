@@ -12,7 +12,7 @@ import streamlit as st
 
 from explorer.views import local_geometry as lgv
 from explorer.views import sizes
-from webui import descriptor_maps, galleries, jobs, profiles, resources, selections, session, sidebar, widgets
+from webui import commands, descriptor_maps, galleries, jobs, profiles, resources, selections, session, sidebar, widgets
 
 spec = sidebar.sidebar()
 model = resources.get_model(spec)
@@ -176,6 +176,8 @@ if plane is not None:
     mparams = {"model": spec, "weights_hash": model.weights_hash, "latent_dim": d, **record["params"]}
     widgets.download_npz("Download maps (NPZ)", {k: arrays[k] for k in arrays}, mparams, "descriptor_maps.npz",
                         "dl_lg_maps")
+    widgets.cli_hint(commands.local_geometry(spec, map_name, int(steps), t_arg, seeds, n, float(extent), n_dirs,
+                                             float(arrays["radius"])))
 
 # ---------------------------------------------------------------------------- samples and the clicked cell
 st.subheader("Generated samples sorted by a descriptor" if IMAGE else "Generated samples over the training data")

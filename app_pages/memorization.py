@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.memorization import THRESHOLD
-from webui import charts, jobs, profiles, resources, session, sidebar, widgets
+from webui import charts, commands, jobs, profiles, resources, session, sidebar, widgets
 from webui import memorization as mem
 
 spec = sidebar.sidebar()
@@ -241,5 +241,6 @@ if both is not None:
         widgets.download_csv("Download the comparison (CSV)", mem.comparison_table(both), cparams,
                             "memorization_comparison.csv", "dl_mem_compare")
 
+widgets.cli_hint(commands.memorization(spec, n, seed, steps, threshold))
 session.sync_query(["mem_n", "mem_seed", "mem_steps", "mem_threshold", "mem_sort", "mem_descending", "mem_show",
                   "mem_compare", "mem_scatter", "mem_sel"])

@@ -22,6 +22,7 @@ COMMANDS = {
     "geodesics": ("explorer.commands.geodesics", "generative geodesics, distances and affinities"),
     "convergence": ("explorer.commands.convergence", "graph-distance convergence study (paper 2, Fig. 4)"),
     "cluster": ("explorer.commands.cluster", "spectral clustering with geodesic vs baseline affinities"),
+    "embedding": ("explorer.commands.embedding", "UMAP embeddings and clusterings over a λ grid (the Embedding page)"),
     "memorization": ("explorer.commands.memorization", "memorized vs novel samples and each descriptor's AUROC"),
     "precompute": ("explorer.commands.precompute", "fill a cache folder (default: assets/cache) with default views"),
 }

@@ -131,13 +131,27 @@ def test_model_change_changes_the_page():
     assert trace(at, "samples")["x"] != before["x"]
 
 
+def map_images(at) -> list[np.ndarray]:
+    """The descriptor maps as drawn: the PNGs the clickable image components carry."""
+    import base64
+
+    from PIL import Image
+
+    out = []
+    for el in at.get("component_instance"):
+        src = json.loads(el.proto.json_args)["src"]
+        out.append(np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))))
+    return out
+
+
 def test_map_change_changes_the_maps():
     at = run_page(PAGES[0])
-    psi_sampler = chart_specs(at)[2]["data"][0]["marker"]["color"]
+    before = map_images(at)
+    assert len(before) == 4 and before[0].shape[2] == 3, "ψ, ν, ν_eff and δ, each a clickable RGB image"
     at.selectbox(key="w_lg_map").set_value("denoiser").run()
     assert_clean(at)
     assert at.query_params["map"] == "denoiser"
-    assert chart_specs(at)[2]["data"][0]["marker"]["color"] != psi_sampler
+    assert not np.array_equal(map_images(at)[0], before[0])
 
 
 def test_url_round_trip():

@@ -92,7 +92,8 @@ def test_local_geometry_shows_images(digits):
     assert samples, "the samples are images sorted by a descriptor, not a 2-D scatter"
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
     assert "training data" not in tr and not any("Latents z" in t for t in titles)
-    assert any(t.startswith("ψ") for t in titles) and any("samples by ψ" in t for t in titles)
+    assert any(m.value.startswith("**ψ") for m in at.markdown) and any("samples by ψ" in t for t in titles)
+    assert len(at.get("component_instance")) == 4, "the four maps are clickable images"
     assert "P = 64 of d = 64" in captions(at) and "Not available for this model" in captions(at)
     assert not any(b.key == "lg_on_run" for b in at.button), "no on-/off-manifold grid in 64-D"
     offered = at.session_state["_downloads"]
@@ -104,8 +105,8 @@ def test_local_geometry_shows_images(digits):
 
 def test_a_clicked_cell_shows_its_image_and_a_sketch_is_recorded(digits):
     at = run_page(LOCAL, state={"lg_cell": [1, 2]})
-    images = at.get("image")
-    assert len(images) == 1 and "G(z)" in images[0].proto.imgs[0].caption
+    images = [im for im in at.get("image") if "G(z)" in im.proto.imgs[0].caption]
+    assert len(images) == 1, "the clicked cell's generated image (the others are the maps' colour bars)"
     assert any("Cell" in m.value for m in at.markdown)
     assert "Singular values of J" in str([c.proto.spec for c in at.get("plotly_chart")])
     at.selectbox(key="w_lg_dirs").set_value(16).run()
@@ -125,11 +126,17 @@ def test_embedding_colours_by_digit_class_and_shows_images(digits):
     at = run_page(EMBEDDING, state={"emb_color": "labels"})
     tr = traces(at)
     assert tr["images"]["type"] == "heatmap"
-    views = [json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")][:3]
+    views = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")][:3]
     n = profiles.profile("image")["embed_n"]
     labels = geov.geodesic_points(digits, "data", n, 0)[2]
-    for v in views:
-        assert values(v["marker"]["color"]) == labels.tolist(), "true labels are the digit classes"
+    for view in views:  # one trace (and legend entry) per digit class, holding exactly that class's points
+        seen = []
+        for tr in view:
+            assert tr["name"].startswith("label ")
+            idx = values(tr["customdata"])
+            assert set(labels[idx].tolist()) == {int(tr["name"].split()[1])}
+            seen += idx
+        assert sorted(seen) == list(range(n))
     assert set(labels.tolist()) <= set(range(10)) and len(set(labels.tolist())) > 3
     assert len(at.dataframe[0].value) == 2 + len(profiles.profile("image")["embed_lams"])
     at.session_state["emb_sel"] = [3, 5]

@@ -36,3 +36,11 @@ def scatter_trace(n_points: int):
     import plotly.graph_objects as go
 
     return go.Scattergl if int(n_points) > WEBGL_ABOVE else go.Scatter
+
+
+def categorical_colours(n: int) -> list[str]:
+    """``n`` distinct colours for clusters or classes (Plotly's qualitative palettes, repeated beyond 24)."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.D3 + qualitative.Dark24
+    return [palette[i % len(palette)] for i in range(int(n))]

@@ -13,7 +13,7 @@ import streamlit as st
 
 from explorer.views import geodesics as geov
 from explorer.views import image_geodesics as igv
-from webui import galleries, jobs, profiles, query, resources, session, widgets
+from webui import commands, galleries, jobs, profiles, query, resources, session, widgets
 
 
 def render(spec: str, model) -> None:
@@ -117,4 +117,5 @@ def render(spec: str, model) -> None:
         widgets.download_npz("Download the three paths (NPZ)",
                             {f"{name}_points": res[name]["points"] for name in names}, res["meta"]["params"],
                             "three_paths.npz", "dl_geo_img_npz")
+    widgets.cli_hint(commands.image_geodesics(spec, n, k, nq, lam, p0, i, j, S["n_points"]))
     session.sync_query(["geo_lam", "geo_ends"])

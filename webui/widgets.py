@@ -113,11 +113,18 @@ def _offered(key: str, file_name: str, data: bytes) -> bytes:
 
 def download_csv(label: str, table, params: dict, file_name: str, key: str) -> None:
     data = _offered(key, file_name, downloads.csv_bytes(table, params))
-    st.download_button(label, data, file_name=file_name, mime="text/csv", key=key,
+    st.download_button(label, data, file_name=file_name, mime="text/csv", key=key, on_click="ignore",
                        help="CSV; its first line '# params: {...}' holds the parameters that produced it")
 
 
 def download_npz(label: str, arrays: dict, params: dict, file_name: str, key: str) -> None:
     data = _offered(key, file_name, downloads.npz_bytes(arrays, params))
     st.download_button(label, data, file_name=file_name, mime="application/octet-stream", key=key,
-                       help="NumPy .npz; the entry 'params_json' holds the parameters that produced it")
+                       on_click="ignore", help="NumPy .npz; the entry 'params_json' holds the parameters that made it")
+
+
+def cli_hint(command: str) -> None:
+    """An expander with the CLI command that recomputes this view (through the same disk cache)."""
+    with st.expander("The same from the command line"):
+        st.code(command, language="bash")
+        st.caption("It runs the same computation through the same disk cache: a page opens its results at once.")
