@@ -183,3 +183,11 @@ def test_sketched_psi_of_guided_generators_matches_autograd(kind, condition):
         ref = torch.linalg.svdvals(J.reshape(-1, zi.numel()) @ B.T).numpy()
         np.testing.assert_allclose(desc.singular_values[i], ref, rtol=1e-8)
         np.testing.assert_allclose(desc.psi[i], np.log(ref).sum(), rtol=1e-10)
+
+
+def test_the_default_sketch_size_follows_the_device():
+    from explorer.device import default_sketch_size
+    from explorer.views.sizes import default_directions
+
+    assert default_sketch_size("cuda") == 16 and default_sketch_size("cpu") == 8
+    assert default_directions(64) == 64 and default_directions(4 * 64 * 64) == default_sketch_size()
