@@ -72,6 +72,17 @@ def compute_view(model, dtype: torch.dtype | None = None):
     return model.at(compute_device(), dtype or default_dtype(model))
 
 
+#: Default sketch sizes P for latents too large for a full Jacobian: each direction costs about one to two sampling
+#: passes (bench/RESULTS.md), so the CPU gets fewer.
+SKETCH_DIRECTIONS = {"cuda": 16, "cpu": 8}
+
+
+def default_sketch_size(device: torch.device | None = None) -> int:
+    """P for a sketched Jacobian on ``device`` (default: the compute device): 16 on CUDA, 8 on the CPU."""
+    device = compute_device() if device is None else torch.device(device)
+    return SKETCH_DIRECTIONS.get(device.type, SKETCH_DIRECTIONS["cpu"])
+
+
 # ---------------------------------------------------------------------------- memory budget
 def memory_budget(device: torch.device) -> int:
     """Bytes one chunk of work may use: ``EXPLORER_MEMORY_BUDGET`` (bytes; suffixes K, M, G) when set, else a

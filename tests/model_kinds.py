@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from explorer.models import GenerativeModel, load_model
+from explorer.models import ASSETS, GenerativeModel, load_model
 
 
 def _builtin(spec: str) -> Callable[[], GenerativeModel]:
     return lambda: load_model(spec)
+
+
+def _tiny_pipeline(kind: str) -> Callable[[], GenerativeModel]:
+    """A tiny random diffusers pipeline (tests/tiny_pipelines.py), saved once and opened by its folder."""
+
+    def factory():
+        from tests.tiny_pipelines import tiny_folder
+
+        return load_model(str(tiny_folder(kind)))
+
+    return factory
 
 
 #: kind name → factory (kinds added by later work register here too).
@@ -20,6 +31,10 @@ KINDS: dict[str, Callable[[], GenerativeModel]] = {
     "toy2d": _builtin("toy2d/ring"),
     "digits": _builtin("digits/full"),
     "user-module": _builtin("examples.affine_gaussian:make_model"),
+    "diffusers-digits-unet": _builtin(str(ASSETS / "pipelines" / "digits-unet")),
+    "diffusers-ddpm": _tiny_pipeline("ddpm"),
+    "diffusers-dit": _tiny_pipeline("dit"),
+    "diffusers-sd": _tiny_pipeline("sd"),
 }
 
 

@@ -165,7 +165,9 @@ def test_sizes_and_defaults_follow_the_kind_of_model(digits, ring):
     d = lgv.local_geometry_defaults(digits, profiles.profile_name())
     assert d["n_directions"] == 64 and d["seeds"] == [0, 1, 2] and d["steps"] == profiles.profile("image")["steps"]
     assert lgv.local_geometry_defaults(ring)["n_directions"] == 2
-    assert sizes.default_directions(64) == 64 and sizes.default_directions(4096) == 16
+    from explorer.device import default_sketch_size
+
+    assert sizes.default_directions(64) == 64 and sizes.default_directions(4096) == default_sketch_size()
     assert profiles.direction_options(64) == [4, 8, 16, 32, 64] and profiles.direction_options(2) == [2]
 
 

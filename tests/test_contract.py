@@ -21,6 +21,19 @@ from tests.model_kinds import KINDS, kind_steps
 pytestmark = pytest.mark.parametrize("kind", list(KINDS), indirect=True)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Torch and BLAS on one thread: these models are small, and on a shared 2-core machine two threads spend more
+    on hand-offs than they gain (the diffusers kinds' Jacobians: 21 s on one thread, about 4 minutes on two)."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def kind(request):
     return request.param, KINDS[request.param]()
@@ -80,7 +93,8 @@ def test_every_map_and_its_jacobian(kind):
 
         B = random_directions(d, P, 0)
         for i in range(len(z)):
-            J = torch.autograd.functional.jacobian(lambda v, G=G: G(v.reshape(1, *m.latent_shape)).reshape(-1), z[i])
+            J = torch.autograd.functional.jacobian(lambda v, G=G: G(v.reshape(1, *m.latent_shape)).reshape(-1), z[i],
+                                                   vectorize=True)  # reverse mode, all rows in one batched pass
             ref = torch.linalg.svdvals(J.reshape(-1, d) @ B.T)
             np.testing.assert_allclose(desc.singular_values[i], ref.numpy(), rtol=1e-7, atol=1e-10,
                                        err_msg=map_name)

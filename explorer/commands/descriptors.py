@@ -5,6 +5,11 @@ Example:
 
 The plane is the model's whole latent plane for 2-D latents, else the plane through the latents of
 three seeds (``--anchors 0,1,2``; each seed's latent is ``model.latents(1, seed)``).
+
+Diffusers pipelines (``--model FOLDER`` or ``--model org/name``) take ``--map decoder`` (latent models: the VAE
+decoder alone) and conditioning flags, e.g.
+  python -m explorer descriptors --model path/to/sd --map sampler --steps 20 --prompt "a photo of a cat" \\
+      --guidance-scale 7.5 --anchors 0,1,2 --grid 4 --n-directions 8 --out sd.npz
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 from explorer import files
 from explorer.commands import _args
+from explorer.commands._condition import add_condition_arguments, condition_from_args
 from explorer.models import DEFAULT_MODEL
 from explorer.provenance import stamped
 
@@ -38,6 +44,7 @@ def add_arguments(p) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--out", type=_args.output_file, required=True,
                    help="output .npz (a .json of parameters is written beside)")
+    add_condition_arguments(p)
 
 
 def compute(args):
@@ -61,11 +68,14 @@ def compute(args):
     params = {"map": args.map, "steps": args.steps, "t": None if args.map == "sampler" else args.t, "seeds": seeds,
               "n": args.grid, "extent": args.extent, "n_directions": args.n_directions, "radius": args.radius,
               "direction_seed": args.seed, "dtype": args.dtype}
+    condition = condition_from_args(args)
+    if condition:
+        params["condition"] = condition
     if params["t"] is None and args.map in ("from_t", "denoiser"):
         raise ValueError(f"--map {args.map} needs --t, a timestep in [0, {model.num_train_timesteps})")
     arrays, cache_record = run_in_foreground("descriptor_plane", model, params)
     record = {"model": args.model, "weights_hash": model.weights_hash, "map": args.map, "steps": args.steps,
-              "t": params["t"], "anchors": args.anchors, "n": args.grid, "extent": args.extent,
+              "t": params["t"], "anchors": args.anchors, "condition": condition, "n": args.grid, "extent": args.extent,
               "radius": float(arrays["radius"]), "n_directions": cache_record["params"]["n_directions"],
               "P": cache_record["params"]["n_directions"], "seed": args.seed, "dtype": args.dtype,
               "n_layer_calls": int(arrays["n_layer_calls"]) if "n_layer_calls" in arrays else None,

@@ -117,19 +117,22 @@ class DescriptorMaps:
 
 def descriptor_maps(G, plane: LatentPlane, radius: float | None = None, directions=None,
                     n_directions: int | None = None, seed: int = 0, rank_tol: float = 1e-3,
-                    psi_floor: float = 1e-8, progress=None) -> DescriptorMaps:
+                    psi_floor: float = 1e-8, progress=None, svd: str = "sketch") -> DescriptorMaps:
     """All descriptors over the plane's grid. δ uses a cross-polytope of ``radius`` (default:
-    1/4 of the grid spacing) and the same directions as ψ/ν when they are sketched."""
+    1/4 of the grid spacing) and the same directions as ψ/ν when they are sketched. ``svd``: ψ/ν from the sketch's
+    singular values, or from J's top ``n_directions`` by a randomized SVD (``local_descriptors``; ``params["svd"]``
+    records which)."""
     n = plane.n
     spacing = float(plane.u[1] - plane.u[0])
     radius = spacing / 4 if radius is None else float(radius)
     half = (lambda k: (lambda done, total: progress(done / total / 2 + k / 2))) if progress else (lambda k: None)
     desc = local_descriptors(G, plane.latents, directions, n_directions, seed, rank_tol, psi_floor,
-                             progress=half(0))
+                             progress=half(0), svd=svd)
     lc = local_complexity(G, plane.latents, radius, directions, n_directions, seed, progress=half(1))
     maps = {"psi": desc.psi, "nu": desc.nu, "nu_eff": desc.nu_eff, "delta": lc.delta, "n_psi": desc.n_psi}
     maps = {k: np.asarray(v).reshape(n, n) for k, v in maps.items()}
     params = {"n": n, "extent": float(plane.u[-1]), "radius": radius, "n_directions": desc.n_directions,
-              "seed": seed, "rank_tol": rank_tol, "psi_floor": psi_floor, "n_layer_calls": lc.n_layer_calls,
+              "seed": seed, "svd": desc.svd, "rank_tol": rank_tol, "psi_floor": psi_floor,
+              "n_layer_calls": lc.n_layer_calls,
               "dtype": str(plane.latents.dtype).replace("torch.", "")}
     return DescriptorMaps(plane, maps, desc.singular_values, params)

@@ -132,3 +132,8 @@ register_kind(ModelKind("trained", _claims_trained, _load_trained,
                         "the path of a trained model's .safetensors file"))
 register_kind(ModelKind("module", lambda s: bool(_MODULE_SPEC.match(s)), _load_module_spec,
                         "package.module:function returning a GenerativeModel"))
+
+# diffusers pipelines: folders (before module specs) and Hugging Face cache ids (last)
+from explorer.models.pipelines import register as _register_pipelines  # noqa: E402
+
+_register_pipelines()

@@ -74,8 +74,11 @@ def latent_dim(model) -> int:
 
 def default_directions(d: int, max_full: int = 64) -> int:
     """The default number P of Jacobian directions for a d-dimensional latent: the full Jacobian (P = d) up to
-    ``max_full`` (64: 0.2 s per latent for the digits), else a sketch of 16 directions."""
-    return int(d) if d <= max_full else min(16, int(d))
+    ``max_full`` (64: 0.2 s per latent for the digits), else a sketch of the compute device's default size
+    (``explorer.device.default_sketch_size``: 16 on CUDA, 8 on the CPU)."""
+    from explorer.device import default_sketch_size
+
+    return int(d) if d <= max_full else min(default_sketch_size(), int(d))
 
 
 def delta_radius(model) -> float:
