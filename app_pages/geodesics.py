@@ -183,9 +183,9 @@ def lambda_panel():
         base_layout(fig, "Geodesic vs straight line over log p (click points to change the endpoints)")
         event = st.plotly_chart(fig, key="geo_plot", on_select="rerun", selection_mode="points",
                                 config={"displayModeBar": False})
-        st.caption("Grey shading: log p of the density (lighter = denser, over its top 25 nats); blue dots: the graph's "
-                   "points (light grey: uniform background points); red: the geodesic at this λ; dashed: the straight "
-                   "line. Click two points to set the endpoints A and B.")
+        st.caption("Grey shading: log p of the density (lighter = denser, over its top 25 nats); blue dots: the "
+                   "graph's points (light grey: uniform background points); red: the geodesic at this λ; dashed: the "
+                   "straight line. Click two points to set the endpoints A and B.")
     picked = session.new_selection("geo_plot", event)
     if picked:
         idx = selections.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}}, N)
