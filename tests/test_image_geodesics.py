@@ -148,7 +148,8 @@ def test_geodesics_cli_on_digits_compares_three_paths(tmp_path):
                  "--relative", "--compare", "4", "--source", "0", "--target", "1", "--out", str(out)]) == 0
     arrays = np.load(out)
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["summary"]["n_background"] == 0 and record["density"]["likelihood"]["method"] == "ode"
+    assert record["summary"]["n_background"] == 0
+    assert record["density"]["source"] == "model" and record["density"]["method"] == "ode"
     for name in ("geodesic", "straight", "slerp"):
         assert arrays[f"{name}_points"].shape == (4, 64) and np.isfinite(arrays[f"{name}_log_p"]).all()
     np.testing.assert_allclose(arrays["straight_points"][[0, -1]], arrays["X"][[0, 1]])
