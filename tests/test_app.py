@@ -501,3 +501,18 @@ def test_log_p_color_range_keeps_the_top_of_the_density():
     assert charts.log_p_color_range(z) == {"zmin": 0.5 - 25.0, "zmax": 0.5}
     assert charts.log_p_color_range(np.array([-1.0, -2.0])) == {"zmin": -2.0, "zmax": -1.0}
     assert charts.log_p_color_range(np.array([np.nan])) == {}
+
+
+def test_every_paper_figure_draws_from_the_backend():
+    """Each figure of the Paper figures page draws its chart or images, with what to look at and a live link."""
+    from explorer.views.figures import figure_jobs
+
+    at = run_page("app_pages/figures.py")
+    assert_clean(at)
+    choices = list(figure_jobs(profiles.profile_name()))
+    assert len(at.radio(key="fig_choice").options) == len(choices)
+    for choice in choices:
+        at.radio(key="fig_choice").set_value(choice).run()
+        assert_clean(at)
+        assert at.get("plotly_chart") or at.get("imgs"), choice
+        assert any("Explore it live" in str(p.proto) for p in at.get("page_link")), choice

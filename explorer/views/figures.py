@@ -111,3 +111,28 @@ def figure5(models, lam: float = 0.05) -> list[dict]:
         aff = affinity_view(state, lam, 1.0, src)
         out.append({"model": model.name, "X": state.X, "is_bg": state.is_bg, "src": src, **aff})
     return out
+
+
+def figure_jobs(preset: str = "default") -> dict[str, tuple[str, str, dict]]:
+    """What each figure of the Paper figures page runs: {figure: (job kind, model spec, params)}, so that the page
+    and ``python -m explorer precompute`` ask the backend for the same cache entries."""
+    from explorer.models import load_model
+    from explorer.views.local_geometry import local_geometry_defaults
+    from explorer.views.sizes import sizes_for
+
+    ring, dm = load_model("toy2d/ring"), load_model("digits/memorized")
+    d, S, M = local_geometry_defaults(ring, preset), sizes_for(ring, preset), sizes_for(dm, preset)
+    T = ring.num_train_timesteps
+    return {
+        "g2": ("figure", "toy2d/ring", {"figure": "figure2", "preset": preset}),
+        "g3": ("figure", "toy2d/ring", {"figure": "figure3"}),
+        "g4": ("figure", "toy2d/ring", {"figure": "figure4"}),
+        "g5": ("figure", "toy2d/ring", {"figure": "figure5"}),
+        "l1": ("descriptor_plane", "toy2d/ring", {"map": "sampler", "steps": d["steps"], "t": None, "seeds": [],
+                                                  "n": d["n"], "extent": d["extent"],
+                                                  "n_directions": d["n_directions"], "radius": d["radius"]}),
+        "l2": ("on_off", "toy2d/ring", {"map": "from_t", "t": int(0.17 * T), "steps": int(S["steps"]),
+                                        "grid_n": int(S["onoff_grid"]), "r_factor": 0.05, "n_ts": int(S["auroc_ts"])}),
+        "l3": ("memorization", "digits/memorized", {"n": M["mem_n"], "seed": 0, "steps": M["mem_steps"],
+                                                    "threshold": 1 / 3, "preset": preset}),
+    }

@@ -59,3 +59,22 @@ def precompute_default_views(model, preset: str = "default", embedding: bool = T
 
         precompute_default_view(model, preset, log=log)
     return records
+
+
+def precompute_figures(preset: str = "default", log=print) -> list[dict]:
+    """Compute (or read) every figure of the Paper figures page (``explorer.views.figures.figure_jobs``) through the
+    same backend jobs the page runs. Returns one record (what, kind, seconds) per figure."""
+    import time
+
+    from explorer.jobs.kinds import run_kind
+    from explorer.models import load_model
+    from explorer.views.figures import figure_jobs
+
+    records = []
+    for name, (kind, spec, params) in figure_jobs(preset).items():
+        start = time.perf_counter()
+        run_kind(kind, load_model(spec), params)
+        took = time.perf_counter() - start
+        records.append({"what": f"figure {name}", "kind": kind, "seconds": took})
+        log(f"figure {name} ({kind} of {spec}): {took:.1f} s")
+    return records
