@@ -1,5 +1,11 @@
-"""Geometry reward guidance (DESIGN.md §6, issue 15): a reward r_φ(x_t, t) ≈ ψ(z) trained on DDIM trajectories and the
-reward-guided DDIM sampler."""
+"""Geometry reward guidance (DESIGN.md §6, issue 15): a reward r_φ(x_t, t) ≈ ψ(z) trained on DDIM trajectories, the
+reward-guided DDIM sampler, and what guidance of strength ρ does to ψ, likelihood, quality, diversity and memorization.
+
+One module per job: ``targets`` (the training set), ``reward`` (the network and its files), ``fit`` (training),
+``sampler`` (guided DDIM), ``inversion`` (the latent a guided sample corresponds to under the plain sampler),
+``figures`` (quality, diversity, memorization, bootstrap intervals) and ``report`` (everything at once, through the
+disk cache: what the CLI and the Guidance page call).
+"""
 
 from __future__ import annotations
 
