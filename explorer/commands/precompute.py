@@ -25,6 +25,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=cache.ASSETS_CACHE, help="cache folder (default: assets/cache)")
     p.add_argument("--preset", default="default", choices=["default", "test"], help="view sizes (default: default)")
     p.add_argument("--no-embedding", action="store_true", help="skip the Embedding page's default view")
+    p.add_argument("--no-guidance", action="store_true", help="skip the Guidance page's default view (a reward per "
+                   "model: minutes for the digit models)")
     p.add_argument("--prune", action="store_true", help="afterwards, delete the folder's entries no view used")
 
 
@@ -41,7 +43,8 @@ def run(args) -> int:
         model = load_model(spec)
         bars = _Bars(ConsoleProgress)
         precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
-                                 log=lambda m: print(m, file=sys.stderr), progress=bars.new)
+                                 log=lambda m: print(m, file=sys.stderr), progress=bars.new,
+                                 guidance=not args.no_guidance)
         bars.close()
     if args.prune:
         print(f"pruned {cache.prune(keep=cache.touched())} files no default view uses", file=sys.stderr)
