@@ -72,8 +72,10 @@ class GuidedDDIM(nn.Module):
         return self.reward is not None and self.rho != 0.0
 
     def probe(self, x: torch.Tensor) -> torch.Tensor:
-        """One step's ε (what ``explorer.device.activation_bytes`` measures instead of the whole chain)."""
-        return self.eps_model(x, self.chain[0][0]) if self.chain else x
+        """One step's ε and the decoder (what ``explorer.device.activation_bytes`` measures instead of the whole
+        chain)."""
+        out = self.eps_model(x, self.chain[0][0]) if self.chain else x
+        return out if self.decode is None else self.decode(x)
 
     def step(self, x: torch.Tensor, i: int) -> torch.Tensor:
         (t, _), (sq1m_t, sq_t, sq_s, sq1m_s) = self.chain[i], self.coeffs[i]
