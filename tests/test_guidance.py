@@ -249,3 +249,56 @@ def test_guidance_cli_on_the_ring(ring, private_cache):
     with np.load(again.with_suffix(".npz")) as z:
         np.testing.assert_array_equal(z["samples"], samples)
     assert main(["guidance", "--model", "toy2d/ring", "--prompt", "a cat", "--out", str(again)]) == 2
+
+
+# ---------------------------------------------------------------------------- diffusers pipelines
+PIPELINE_CONDITIONS = {"ddpm": {}, "dit": {"class_label": 3, "guidance_scale": 2.0},
+                       "sd": {"prompt": "a digit", "guidance_scale": 2.0}}
+
+
+@pytest.mark.parametrize("kind", list(PIPELINE_CONDITIONS))
+def test_guidance_on_tiny_pipelines(kind):
+    """The same hook on every diffusers adapter: ρ = 0 is the plain (classifier-free-guided) sampler bit for bit,
+    the reward moves the samples otherwise, the guided sampler decodes latent models' x_0."""
+    from explorer.models import load_model
+    from tests.tiny_pipelines import tiny_folder
+
+    model = load_model(str(tiny_folder(kind)))
+    cond = PIPELINE_CONDITIONS[kind]
+    reward = random_reward(model)
+    plain = model.sample(3, 0, 3, **cond)
+    assert np.array_equal(model.sample(3, 0, 3, reward=reward, rho=0.0, **cond), plain)
+    assert not np.allclose(model.sample(3, 0, 3, reward=reward, rho=5.0, **cond), plain)
+    z = model.latents(2, 0)
+    with torch.no_grad():
+        torch.testing.assert_close(model.generator("sampler", 3, reward=reward, rho=0.0, **cond)(z),
+                                   model.generator("sampler", 3, **cond)(z), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_guidance_report_on_a_tiny_latent_pipeline(private_cache):
+    from explorer.models import load_model
+    from tests.tiny_pipelines import tiny_folder
+
+    model = load_model(str(tiny_folder("sd")))
+    arrays, rec = guidance_report(model, [0.0, 1.0], 4, 0, 3, reward_n=8, reward_fit={"iterations": 20}, n_boot=10,
+                                  prompt="a digit")
+    assert arrays["samples"].shape == (2, 4, *model.sample_shape) and "x0" in arrays
+    assert rec["reward"]["condition"] == {"prompt": "a digit"} and len(rec["figures"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,extra", [("ddpm", []), ("dit", ["--class-label", "3", "--guidance-scale", "2"])])
+def test_guidance_cli_on_tiny_pipelines(kind, extra, private_cache):
+    """A minute or more each: the exact inversion differentiates the UNet by forward-mode AD, 64 tangents a step."""
+    from explorer.cli import main
+    from tests.tiny_pipelines import tiny_folder
+
+    out = private_cache / kind
+    assert main(["guidance", "--model", str(tiny_folder(kind)), "--rho=0,1", "--n", "4", "--steps", "3",
+                 "--reward-n", "8", "--reward-iterations", "20", "--n-boot", "10", "--out", str(out), *extra]) == 0
+    rec = json.loads(out.with_suffix(".json").read_text())
+    assert rec["rho"] == [0.0, 1.0]
+    assert rec["condition"] == ({"class_label": 3, "guidance_scale": 2.0} if extra else {})
+    with np.load(out.with_suffix(".npz")) as z:
+        assert z["samples"].shape[:2] == (2, 4)
