@@ -196,6 +196,16 @@ def test_reward_files_round_trip_without_pickles(ring, ring_rewards, tmp_path):
         load_reward(tmp_path / "nothing")
 
 
+def test_a_reward_is_named_by_its_resolved_settings(ring):
+    from explorer.guidance.report import reward_entry_params
+    from explorer.guidance.reward import DEFAULT_MLP
+
+    by_default = reward_entry_params(ring, 64, 1, None, "sampler", None, None, None, "noised", {})
+    assert by_default == reward_entry_params(ring, 64, 1, 50, "sampler", 2, dict(DEFAULT_MLP), {}, "noised", {})
+    assert by_default != reward_entry_params(ring, 64, 1, None, "sampler", None, {**DEFAULT_MLP, "hidden": 32}, None,
+                                             "noised", {})
+
+
 def test_the_conv_reward_on_images():
     body = make_reward_net((1, 8, 8))
     assert isinstance(body, RewardConv)

@@ -20,7 +20,7 @@ from explorer import cache
 from explorer.guidance.figures import MAX_BOOT, N_BOOT, FigureContext, bootstrap
 from explorer.guidance.fit import DEFAULT_FIT, DEFAULT_IMAGE_FIT, fit_reward
 from explorer.guidance.inversion import FAILED, STATUS_NAMES, invert_plain
-from explorer.guidance.reward import Reward, reward_from_tensors
+from explorer.guidance.reward import Reward, default_net_config, reward_from_tensors
 from explorer.guidance.sampler import guided_generator, guided_sample
 from explorer.guidance.targets import (
     DEFAULT_STATES,
@@ -68,10 +68,12 @@ def reward_params(model, n: int, seed: int, steps: int | None, map: str, n_direc
 
 def reward_entry_params(model, n: int, seed: int, steps: int | None, map: str, n_directions: int | None,
                         net: dict | None, fit: dict | None, states: str, condition: dict) -> dict:
-    """The parameters that name a trained reward: its training set's, its states, net and training settings."""
+    """The parameters that name a trained reward: its training set's, its states, and the net and training settings
+    with every default resolved (a changed default must not hit a reward trained under the old one)."""
     fit_cfg = {**(DEFAULT_IMAGE_FIT if _is_image(model) else DEFAULT_FIT), **(fit or {})}
+    net_cfg = dict(net or default_net_config(model.diffusion_shape, image=_is_image(model)))
     return {**reward_params(model, n, seed, steps, map, n_directions, condition), "states": states,
-            "net": cache.jsonable(net), "fit": cache.jsonable(fit_cfg)}
+            "net": cache.jsonable(net_cfg), "fit": cache.jsonable(fit_cfg)}
 
 
 def reward_cached(model, n: int = 2048, seed: int = 1, steps: int | None = None, map: str = "sampler",
@@ -96,7 +98,7 @@ def reward_cached(model, n: int = 2048, seed: int = 1, steps: int | None = None,
         state["psi"] = psi_record
         data = reward_training_set(model, int(n), seed, params["steps"], map, n_directions,
                                    psi=psi_arrays["psi"], states=states, **condition)
-        reward = fit_reward(data, net=net, progress=_progress(progress, 0.7, 1.0), **fit_cfg)
+        reward = fit_reward(data, net=rparams["net"], progress=_progress(progress, 0.7, 1.0), **fit_cfg)
         reward.record["psi_seconds"] = psi_record.get("seconds")
         return {**{f"w.{k}": v.numpy() for k, v in reward.tensors().items()},
                 "record_json": np.array(json.dumps(cache.jsonable(reward.record)))}

@@ -27,7 +27,7 @@ from explorer.models.denoisers import sinusoidal_embedding
 from explorer.provenance import stamped
 
 DEFAULT_MLP = {"kind": "mlp", "hidden": 64, "depth": 3, "time_dim": 32}
-DEFAULT_IMAGE_MLP = {"kind": "mlp", "hidden": 256, "depth": 3, "time_dim": 64}
+DEFAULT_IMAGE_MLP = {"kind": "mlp", "hidden": 128, "depth": 3, "time_dim": 64}
 DEFAULT_CONV = {"kind": "conv", "channels": 32, "time_dim": 64}
 
 
