@@ -319,15 +319,15 @@ def _guidance_params(model, p) -> dict:
 
 
 def _guidance_units(model, p):
-    """ψ of the reward's training latents (one full-Jacobian pass each: d + 1 copies per step, when not cached) and,
-    per ρ and sample, the inversion and ψ at the inverted latent (about two such passes)."""
+    """(units, calls) of ψ of the reward's training latents (one full-Jacobian pass each: P + 1 copies per step, when
+    not cached) and, per ρ and sample, the inversion and ψ at the inverted latent (about two such passes)."""
     q = _guidance_params(model, p)
     steps = int(model.default_steps if q.get("steps") is None else q["steps"])
-    copies = _directions(model, q.get("n_directions")) + 1
-    units = 2.0 * len(q["rhos"]) * q["n"] * steps * copies
+    n = 2 * len(q["rhos"]) * int(q["n"])
     if not _guidance_reward_cached(model, q):
-        units += float(q["reward_n"]) * steps * copies
-    return {("descriptor", _descriptor_ident(model, "sampler")): units}
+        n += int(q["reward_n"])
+    return {("descriptor", _descriptor_ident(model, "sampler")): _jvp_units(model, n, "sampler", steps, None,
+                                                                          q.get("n_directions"), delta=False)}
 
 
 def _guidance_reward_cached(model, q) -> bool:
