@@ -218,3 +218,25 @@ def test_the_page_on_a_tiny_diffusers_pipeline():
         np.testing.assert_allclose(heatmap_z(at, name), want, atol=1e-5)
     assert next(m for m in at.metric if m.label == "Held-out R² of the reward").value == (
         f"{reward.record['heldout_r2']:.3f}")
+
+
+def test_precompute_ships_the_rings_guidance_view_and_the_page_opens_it(tmp_path, monkeypatch):
+    """``precompute`` (test sizes) writes the Guidance default view of toy2d/ring into a "shipped" folder; a fresh
+    server with an empty user cache then opens the page from it and computes nothing."""
+    from explorer import cache
+    from explorer.jobs import default_registry
+    from explorer.views.precompute import precompute_default_views
+
+    shipped = tmp_path / "assets-cache"
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(shipped))
+    ring = load_model("toy2d/ring")
+    records = precompute_default_views(ring, preset="test", embedding=False, log=lambda *_: None)
+    assert records[-1]["what"] == "guidance report"
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr(cache, "ASSETS_CACHE", shipped)
+    default_registry().clear()
+    at = run_page("toy2d/ring")
+    assert_clean(at)
+    assert rho_slider(at).value == 1.0
+    assert cache.stats()["entries"] == 0, "a first visit of the default view computes nothing"
+

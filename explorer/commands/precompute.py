@@ -25,8 +25,11 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=cache.ASSETS_CACHE, help="cache folder (default: assets/cache)")
     p.add_argument("--preset", default="default", choices=["default", "test"], help="view sizes (default: default)")
     p.add_argument("--no-embedding", action="store_true", help="skip the Embedding page's default view")
-    p.add_argument("--no-guidance", action="store_true", help="skip the Guidance page's default view (a reward per "
-                   "model: minutes for the digit models)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--no-guidance", action="store_true", help="skip the Guidance page's default views (by default "
+                   "they are computed for toy2d/ring and digits/full only: a reward per model, minutes for the digits)")
+    g.add_argument("--guidance", action="store_true", help="the Guidance page's default view of every diffusion "
+                   "model given, not only toy2d/ring and digits/full")
     p.add_argument("--prune", action="store_true", help="afterwards, delete the folder's entries no view used")
 
 
@@ -44,7 +47,7 @@ def run(args) -> int:
         bars = _Bars(ConsoleProgress)
         precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
                                  log=lambda m: print(m, file=sys.stderr), progress=bars.new,
-                                 guidance=not args.no_guidance)
+                                 guidance=False if args.no_guidance else (True if args.guidance else None))
         bars.close()
     if args.prune:
         print(f"pruned {cache.prune(keep=cache.touched())} files no default view uses", file=sys.stderr)

@@ -13,6 +13,9 @@ from explorer.guidance.report import guidance_report
 from explorer.guidance.targets import DEFAULT_STATES
 from explorer.views.sizes import sizes_for
 
+#: The models whose Guidance default view ``python -m explorer precompute`` ships (issue 15): one toy, one image model.
+SHIPPED_GUIDANCE = ("toy2d/ring", "digits/full")
+
 
 def guidance_defaults(model, preset: str = "default") -> dict:
     """The keyword arguments of ``guidance_report`` for the page's first view of ``model``: the ρ grid, samples per ρ
@@ -33,4 +36,4 @@ def guidance_view(model, preset: str = "default", progress: Callable | None = No
     return guidance_report(model, progress=progress, **kw)
 
 
-__all__ = ["guidance_defaults", "guidance_view"]
+__all__ = ["SHIPPED_GUIDANCE", "guidance_defaults", "guidance_view"]
