@@ -220,18 +220,16 @@ def test_the_page_on_a_tiny_diffusers_pipeline():
         f"{reward.record['heldout_r2']:.3f}")
 
 
-def test_precompute_ships_the_rings_guidance_view_and_the_page_opens_it(tmp_path, monkeypatch):
-    """``precompute`` (test sizes) writes the Guidance default view of toy2d/ring into a "shipped" folder; a fresh
-    server with an empty user cache then opens the page from it and computes nothing."""
+def test_the_shipped_view_opens_without_computing(tmp_path, monkeypatch):
+    """The Guidance default view of toy2d/ring written into a "shipped" folder (what precompute calls); a fresh server
+    with an empty user cache then opens the page from it and computes nothing."""
     from explorer import cache
     from explorer.jobs import default_registry
-    from explorer.views.precompute import precompute_default_views
+    from explorer.views.guidance import guidance_view
 
     shipped = tmp_path / "assets-cache"
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(shipped))
-    ring = load_model("toy2d/ring")
-    records = precompute_default_views(ring, preset="test", embedding=False, log=lambda *_: None)
-    assert records[-1]["what"] == "guidance report"
+    _, rec = guidance_view(load_model("toy2d/ring"), "test")
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "user"))
     monkeypatch.setattr(cache, "ASSETS_CACHE", shipped)
     default_registry().clear()
@@ -240,3 +238,11 @@ def test_precompute_ships_the_rings_guidance_view_and_the_page_opens_it(tmp_path
     assert rho_slider(at).value == 1.0
     assert cache.stats()["entries"] == 0, "a first visit of the default view computes nothing"
 
+
+@pytest.mark.slow  # a minute: every default view of the ring at test sizes
+def test_precompute_includes_the_rings_guidance_view(tmp_path, monkeypatch):
+    from explorer.views.precompute import precompute_default_views
+
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    records = precompute_default_views(load_model("toy2d/ring"), preset="test", embedding=False, log=lambda *_: None)
+    assert records[-1]["what"] == "guidance report" and records[-1]["kind"] == "guidance"
