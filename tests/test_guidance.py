@@ -312,3 +312,20 @@ def test_guidance_cli_on_tiny_pipelines(kind, extra, private_cache):
     assert rec["condition"] == ({"class_label": 3, "guidance_scale": 2.0} if extra else {})
     with np.load(out.with_suffix(".npz")) as z:
         assert z["samples"].shape[:2] == (2, 4)
+
+
+@pytest.mark.parametrize("shape", [(2,), (64,)])
+def test_the_mlp_rewards_written_out_gradient_is_autograds(shape):
+    """RewardMLP.input_gradient (the sampler's fast path) against torch.func.grad, at several t, and again after the
+    weights changed in place (its cached time biases must follow)."""
+    from torch.func import grad
+
+    reward = Reward(make_reward_net(shape, seed=3), 0.5, 2.0, shape).double().requires_grad_(False)
+    x = torch.randn(7, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for step in range(2):
+        for t in (0, 500, 999):
+            torch.testing.assert_close(reward.input_gradient(x, t), grad(lambda xx, t=t: reward(xx, t).sum())(x),
+                                       rtol=1e-10, atol=1e-12)
+        with torch.no_grad():  # an in-place change of every bias and time projection
+            for p in reward.body.parameters():
+                p.mul_(1.5).add_(0.1)

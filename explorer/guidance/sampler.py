@@ -10,7 +10,8 @@ One step from timestep t to s (DESIGN.md §6; classifier guidance with a reward 
 larger r_φ ≈ ψ, ρ < 0 smaller. Everything else is the plain sampler's arithmetic (``explorer.models.ddim.DDIMChain``),
 so ρ = 0 reproduces the plain sampler bit for bit. A latent model's samples are ``decode_module()(x_0)``.
 
-The reward's gradient is taken with ``torch.func.grad``, which composes with the forward-mode JVPs of
+The reward's gradient is the MLP reward's chain rule written out (``RewardMLP.input_gradient``: no autograd overhead
+per step), else ``torch.func.grad``; both compose with the forward-mode JVPs of
 ``explorer.descriptors``: the guided sampler is an ordinary generator map (its own ψ can be measured too).
 """
 
@@ -28,7 +29,10 @@ from explorer.models.base import module_device_dtype
 
 
 def reward_gradient(reward: nn.Module, x: torch.Tensor, t: int) -> torch.Tensor:
-    """∇_x r(x, t) for a batch x (B, *shape), row by row (r is summed over the batch: rows do not interact)."""
+    """∇_x r(x, t) for a batch x (B, *shape), row by row (r is summed over the batch: rows do not interact): the
+    reward's own ``input_gradient`` when it has one (``Reward``), else ``torch.func.grad``."""
+    if hasattr(reward, "input_gradient"):
+        return reward.input_gradient(x, t)
     return grad(lambda xx: reward(xx, t).sum())(x)
 
 
