@@ -17,8 +17,11 @@ from explorer.guidance.figures import FIGURE_LABELS
 FIGURE_GROUPS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     ("ψ: measured and predicted", ("psi_measured", "psi_predicted"),
      "ρ > 0 should raise ψ; the reward's prediction should follow the measured ψ (the gap is its error)", True),
-    ("log p", ("log_p", "log_p_median", "log_p_model"),
+    ("log p", ("log_p", "log_p_median"),
      "log p = log N(z̃) − ψ(z̃): larger ψ means a lower likelihood, so these should fall as ρ grows", True),
+    ("The model's own likelihood", ("log_p_model_median",),
+     "the digits' probability-flow ODE likelihood of each sample (median: a few samples far off the data have "
+     "log p of −10²⁰ and more, which swamp a mean)", False),
     ("Quality", ("swd_ratio", "confidence", "on_mode"),
      "SWD ratio 1 = as close to the data as a fresh draw (lower is better); confidence and on-mode: higher is better",
      False),
