@@ -322,7 +322,7 @@ def test_the_mlp_rewards_written_out_gradient_is_autograds(shape):
 
     reward = Reward(make_reward_net(shape, seed=3), 0.5, 2.0, shape).double().requires_grad_(False)
     x = torch.randn(7, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    for step in range(2):
+    for _ in range(2):
         for t in (0, 500, 999):
             torch.testing.assert_close(reward.input_gradient(x, t), grad(lambda xx, t=t: reward(xx, t).sum())(x),
                                        rtol=1e-10, atol=1e-12)

@@ -41,7 +41,7 @@ KIND_OVERRIDES: dict[str, dict[str, dict]] = {
     "default": {
         "image": {"plane_n": 16, "steps": 20, "n_pool": 48, "n_samples": 64, "extent": 12.0, "seeds": (0, 1, 2),
                   "graph_n": 400, "n_background": 0, "k": 10, "embed_n": 300,
-                  "guide_rhos": (-0.5, -0.25, 0.0, 0.25, 0.5), "guide_n": 256},
+                  "guide_rhos": (-0.25, 0.0, 0.25, 0.5), "guide_n": 256},
     },
     "test": {
         "image": {"plane_n": 4, "steps": 3, "n_pool": 12, "n_samples": 8, "extent": 12.0, "seeds": (0, 1, 2),
