@@ -27,6 +27,11 @@ def add_arguments(p) -> None:
     p.add_argument("--no-embedding", action="store_true", help="skip the Embedding page's default view")
     p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=None,
                    help="also the Paper figures page's figures (default: only when --models is not given)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--no-guidance", action="store_true", help="skip the Guidance page's default views (by default "
+                   "they are computed for toy2d/ring and digits/full only: a reward per model, minutes for the digits)")
+    g.add_argument("--guidance", action="store_true", help="the Guidance page's default view of every diffusion "
+                   "model given, not only toy2d/ring and digits/full")
     p.add_argument("--prune", action="store_true", help="afterwards, delete the folder's entries no view used")
 
 
@@ -44,7 +49,8 @@ def run(args) -> int:
         model = load_model(spec)
         bars = _Bars(ConsoleProgress)
         precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
-                                 log=lambda m: print(m, file=sys.stderr), progress=bars.new)
+                                 log=lambda m: print(m, file=sys.stderr), progress=bars.new,
+                                 guidance=False if args.no_guidance else (True if args.guidance else None))
         bars.close()
     if figures:
         precompute_figures(preset=args.preset, log=lambda m: print(m, file=sys.stderr))

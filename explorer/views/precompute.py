@@ -10,12 +10,15 @@ from explorer.views.sizes import latent_dim
 
 
 def precompute_default_views(model, preset: str = "default", embedding: bool = True, log=print,
-                             progress=None) -> list[dict]:
+                             progress=None, guidance: bool | None = None) -> list[dict]:
     """Compute (or read) what each page shows first for ``model`` at the ``preset`` sizes, through the disk cache:
-    Local geometry (pool, plane, sample descriptors), Embedding (with ``embedding``), and for image models the
-    Geodesics graph with its three paths and the Memorization report. Returns the cache records (what, kind,
-    key, hit, seconds). ``progress(what)``, when given, makes a ``callback(fraction, ...)`` for each step (the CLI's
-    progress bars)."""
+    Local geometry (pool, plane, sample descriptors), Embedding (with ``embedding``), for image models the
+    Geodesics graph with its three paths and the Memorization report, and for diffusion models the Guidance report
+    (its reward, ψ of the reward's training latents, and the figures over the ρ grid): with ``guidance`` True for
+    any diffusion model, None (default) for those of ``SHIPPED_GUIDANCE`` only (toy2d/ring, digits/full: a reward
+    costs minutes on the digits), False never. Returns
+    the cache records (what, kind, key, hit, seconds). ``progress(what)``, when given, makes a
+    ``callback(fraction, ...)`` for each step (the CLI's progress bars)."""
     d = local_geometry_defaults(model, preset)
     t = None if d["map"] == "sampler" else d["t"]
     records = []
@@ -58,6 +61,12 @@ def precompute_default_views(model, preset: str = "default", embedding: bool = T
         from explorer.views.image_geodesics import precompute_default_view
 
         precompute_default_view(model, preset, log=log)
+    from explorer.views.guidance import SHIPPED_GUIDANCE, guidance_view
+
+    if guidance is None:
+        guidance = model.name in SHIPPED_GUIDANCE
+    if guidance and model.capabilities.diffusion:
+        note("guidance report", guidance_view(model, preset, progress=bar("guidance report"))[1])
     return records
 
 

@@ -22,6 +22,9 @@ PRESETS: dict[str, dict] = {
         "igraph_n": 1000, "igraph_k": 10, "igraph_nq": 3, "igraph_points": 10, "igraph_refine_iter": 20,
         # the Memorization page: samples, their DDIM steps (None: the model's) and AUROC bootstrap resamples
         "mem_n": 512, "mem_steps": None, "mem_boot": 1000,
+        # the Guidance page: the ρ grid, samples per ρ, the reward's training latents and iterations (None: by kind)
+        "guide_rhos": (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0), "guide_n": 512, "guide_reward_n": 2048,
+        "guide_reward_iterations": None, "guide_boot": 1000,
     },
     "test": {
         "plane_n": 6, "steps": 3, "n_pool": 24, "n_samples": 12, "extent": 3.0, "seeds": (),
@@ -29,17 +32,20 @@ PRESETS: dict[str, dict] = {
         "embed_n": 40, "embed_lams": (0.1, 5.0), "onoff_grid": 8, "auroc_ts": 2,
         "igraph_n": 40, "igraph_k": 5, "igraph_nq": 1, "igraph_points": 4, "igraph_refine_iter": 2,
         "mem_n": 24, "mem_steps": 3, "mem_boot": 200,
+        "guide_rhos": (0.0, 1.0), "guide_n": 16, "guide_reward_n": 32, "guide_reward_iterations": 100,
+        "guide_boot": 50,
     },
 }
 
 KIND_OVERRIDES: dict[str, dict[str, dict]] = {
     "default": {
         "image": {"plane_n": 16, "steps": 20, "n_pool": 48, "n_samples": 64, "extent": 12.0, "seeds": (0, 1, 2),
-                  "graph_n": 400, "n_background": 0, "k": 10, "embed_n": 300},
+                  "graph_n": 400, "n_background": 0, "k": 10, "embed_n": 300,
+                  "guide_rhos": (-0.25, 0.0, 0.25, 0.5), "guide_n": 256},
     },
     "test": {
         "image": {"plane_n": 4, "steps": 3, "n_pool": 12, "n_samples": 8, "extent": 12.0, "seeds": (0, 1, 2),
-                  "graph_n": 60, "n_background": 0, "k": 10, "embed_n": 40},
+                  "graph_n": 60, "n_background": 0, "k": 10, "embed_n": 40, "guide_n": 8},
     },
 }
 KINDS = ("points", "image")
