@@ -95,13 +95,13 @@ def test_cluster_command_table(fake, tmp_path, capsys):
 
 def test_convergence_command_csv(fake, tmp_path):
     out = tmp_path / "conv.csv"
-    rc = cli.main(["convergence", "--sizes", "60", "120", "--lams", "10", "0.01", "--n-ref", "400",
+    rc = cli.main(["convergence", "--sizes", "60", "120", "--lams", "10", "0.01", "--ref-grid", "101",
                    "--repeats", "1", "--out", str(out)])
     assert rc == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 8 and {r["sampling"] for r in rows} == {"uniform", "density"}
     assert all(float(r["rel_error"]) >= 0 for r in rows)
-    assert json.loads(out.with_suffix(".json").read_text())["parameters"]["n_ref"] == 400
+    assert json.loads(out.with_suffix(".json").read_text())["parameters"]["ref_grid"] == 101
 
 
 def test_bad_arguments_give_error_code(fake, tmp_path, capsys):
