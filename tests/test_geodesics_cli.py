@@ -68,6 +68,26 @@ def test_geodesics_command_writes_npz_and_json(fake, tmp_path):
     assert rec["density"]["log_p_ref_source"].startswith("median KDE")
     assert rec["summary"]["connected"] and rec["summary"]["connectivity"]["n_components"] == 1
     assert fake.calls == 0  # the KDE, not the model
+    # both lengths: the graph's, and the refined one (on by default: the KDE has an exact gradient)
+    summ = rec["summary"]
+    assert summ["length_graph"] == summ["geodesic"] and summ["length"] == summ["length_refined"]
+    ref = summ["refinement"]
+    assert summ["length_refined"] <= min(ref["candidates_measured"].values()) and ref["start"] in ("graph", "straight")
+    assert summ["n_quad"] == 5 and summ["k"] == 8  # λ = 0.05 (absolute, below p_ref here): more nodes per edge
+    assert z["refined_path"].shape[1] == 2 and np.array_equal(z["refined_path"][[0, -1]], z["X"][[0, 1]])
+
+
+def test_geodesics_command_default_sizes_and_no_refinement(fake, tmp_path):
+    from explorer.geodesics.graph import default_k
+
+    out = tmp_path / "geo.npz"
+    rc = cli.main(["geodesics", "--n", "200", "--relative", "--lam", "5", "--density", "kde", "--background", "60",
+                   "--refine", "0", "--out", str(out)])
+    assert rc == 0
+    summ = json.loads(out.with_suffix(".json").read_text())["summary"]
+    assert summ["k"] == default_k(260) and summ["n_quad"] == 3
+    assert summ["length_refined"] is None and summ["length"] == summ["length_graph"] and "refinement" not in summ
+    assert np.load(out)["refined_path"].shape == (0, 2)
 
 
 def test_geodesics_command_model_density_and_disconnection(fake, tmp_path, capsys):

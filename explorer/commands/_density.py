@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 REF_POINTS = 1000  # training points for the median log p when a model has no stored log_p_ref
+#: Step of the central differences that give the 2-D models' log p its gradient for path refinement, in units of the
+#: training data's RMS spread (toy2d/ring: 0.028; the slope agrees between steps 0.02 and 0.05 there).
+FD_STEP = 0.02
 
 
 @dataclass
@@ -22,7 +25,9 @@ class PointsAndDensity:
     info: dict = field(default_factory=dict)
 
 
-def add_density_arguments(p) -> None:
+def add_density_arguments(p, auto_sizes: bool = False) -> None:
+    """The shared arguments; ``auto_sizes``: --k and --n-quad default to None, chosen from N and λ by the command
+    (``explorer.geodesics.graph.default_k``, ``explorer.geodesics.quadrature.default_n_quad``)."""
     p.add_argument("--model", default="toy2d/ring", help="built-in model (default toy2d/ring)")
     p.add_argument("--n", type=int, default=2000, help="training points to use, a seeded subset (default 2000)")
     p.add_argument("--density", choices=["model", "kde"], default="model",
@@ -33,8 +38,15 @@ def add_density_arguments(p) -> None:
     p.add_argument("--lam", type=float, default=1.0, help="λ > 0 (default 1.0)")
     p.add_argument("--p0", type=float, default=1.0, help="p0 > 0 (default 1.0)")
     p.add_argument("--relative", action="store_true", help="λ and p0 in units of p_ref (median training density)")
-    p.add_argument("--k", type=int, default=10, help="neighbours of the symmetric k-NN graph (default 10)")
-    p.add_argument("--n-quad", type=int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
+    if auto_sizes:
+        p.add_argument("--k", type=int, default=None,
+                       help="neighbours of the symmetric k-NN graph (default: max(10, round(1.5 ln N)), N points)")
+        p.add_argument("--n-quad", type=int, default=None,
+                       help="Gauss–Legendre nodes per edge (default: 3 for λ ≥ 1, 5 below, λ in units of "
+                            "p_ref)")
+    else:
+        p.add_argument("--k", type=int, default=10, help="neighbours of the symmetric k-NN graph (default 10)")
+        p.add_argument("--n-quad", type=int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and background points (default 0)")
 
 
@@ -60,6 +72,7 @@ def load_points_and_density(args) -> PointsAndDensity:
         info["bandwidth"] = kde.bandwidth
         log_p_ref = float(np.median(kde(data)))
         info["log_p_ref_source"] = "median KDE log density of the training data"
+        info["gradient"] = "exact"
     else:
         if not hasattr(model, "log_prob"):
             raise ValueError(f"model {args.model!r} has no log_prob yet; use --density kde")
@@ -82,14 +95,20 @@ def load_points_and_density(args) -> PointsAndDensity:
 
         if not hasattr(model, "denoiser"):  # a model with only log_prob: no gradient for --refine
             pass
-        elif likelihood["method"] == "discrete":  # refine_path: the exact a.e. gradient −J⁻ᵀz
-            from explorer.density.ddim import discrete_log_density_torch
+        elif likelihood["method"] == "discrete":  # refine_path: central differences over a few linear regions
+            from explorer.geodesics.interpolation import finite_difference_torch
 
-            log_density.torch = discrete_log_density_torch(model)
+            # not the exact a.e. gradient −J⁻ᵀz: with a ReLU network the density's slope lives in ψ's jumps between
+            # linear regions, and −J⁻ᵀz points against it (see finite_difference_torch)
+            step = FD_STEP * float(np.sqrt(np.mean(np.var(data, axis=0))))
+            log_density.torch = finite_difference_torch(log_density, step)
+            info["gradient"] = "exact"
+            info["gradient_method"] = f"central differences of the exact log p, step {step:.3g}"
         else:  # the ODE estimate has no cheap gradient: the model's score at σ ≈ 0.1
             from explorer.density.score import score_log_density_torch
 
             log_density.torch = score_log_density_torch(model, log_density)
+            info["gradient"] = "model score at sigma 0.1 (approximate)"
 
         if getattr(model, "log_p_ref", None) is not None:
             log_p_ref = float(model.log_p_ref)
