@@ -296,6 +296,11 @@ def _descent(length: Callable, inner: torch.Tensor, best: float, max_iter: int, 
             return
 
 
+#: L-BFGS tolerance of ``refine_shortest`` relative to the start's length (a change of 1e-7 L is far below the
+#: measure's own error; the absolute 1e-10 of ``refine_path`` keeps long paths iterating for nothing).
+REFINE_TOL = 1e-7
+
+
 @dataclass
 class ShortestPath:
     """Result of ``refine_shortest``: the shortest polyline found and how it was chosen, every length under one
@@ -353,7 +358,7 @@ def refine_shortest(candidates: dict, log_density: Callable, log_density_torch: 
         m = int(min(max_points, max(3, np.ceil(euclid / max_step) + 1)))
         refinement = refine_path(best, log_density_torch, lam=lam, p0=p0, log_p_ref=log_p_ref, n_points=m,
                                  n_quad=n_quad if refine_quad is None else refine_quad, max_iter=max_iter,
-                                 restarts=restarts)
+                                 restarts=restarts, tol=REFINE_TOL * best_length)
         refined_length = discrete_length(refinement.points, log_density, **kw)
         if refined_length < best_length:
             best, best_length = refinement.points, refined_length

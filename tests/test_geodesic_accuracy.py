@@ -1,0 +1,71 @@
+"""The CLI's reported geodesic length on toy2d/ring against the eikonal continuum solution (issue 11, item 19).
+
+Between opposite ring points (the subset's training points nearest to (2, 0) and (−2, 0)), the eikonal oracle is
+second-order fast marching on a grid of the model's exact log p (explorer.geodesics.eikonal, itself tested on
+closed forms in test_eikonal.py). The default sizes (2,000 points + 500 background, k = 12) with a 449 × 449
+reference grid take minutes on a 2-core machine and are marked slow; the fast test uses 500 points + 150
+background at λ = 5, where a 113 × 113 grid is already converged (4.632 against 4.630 at 449 × 449). Small λ on
+a smooth density is also covered in a few seconds by
+test_interpolation.test_refined_ring_path_is_never_longer_than_its_graph_path (within 1 % of the eikonal).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from explorer import cache
+from explorer.cli import main
+from explorer.commands._density import load_points_and_density
+from explorer.geodesics.eikonal import eikonal_distance, grid_axes, grid_log_density
+
+
+def opposite_points(n: int) -> tuple[int, int, np.ndarray]:
+    args = types.SimpleNamespace(model="toy2d/ring", n=n, density="model", bandwidth=None, seed=0)
+    X = load_points_and_density(args).X
+    return int(np.argmin(np.linalg.norm(X - [2, 0], axis=1))), int(np.argmin(np.linalg.norm(X - [-2, 0], axis=1))), X
+
+
+def ring_grid(model, grid: int, box: float = 2.8):
+    """The model's exact log p on a grid × grid node grid over [−box, box]², disk-cached by the weights (the same
+    entry bench/bench_geodesic_accuracy.py uses)."""
+    x, y = grid_axes((-box, box, -box, box), grid)
+    arrays, _ = cache.cached(
+        "eikonal_grid", {"model": model.name, "box": box, "grid": grid, "method": "discrete"},
+        lambda: {"log_p": grid_log_density(lambda P: model.log_prob(P, method="discrete"), x, y, batch_size=4096)},
+        weights_hash=model.weights_hash, dtype="float64")
+    return x, arrays["log_p"]
+
+
+def cli_summary(tmp_path, n: int, lam: float, s: int, t: int, *extra: str) -> dict:
+    out = tmp_path / f"ring-{n}-{lam}.npz"
+    assert main(["geodesics", "--model", "toy2d/ring", "--n", str(n), "--relative", "--lam", str(lam),
+                 "--source", str(s), "--target", str(t), "--out", str(out), *extra]) == 0
+    return json.loads(out.with_suffix(".json").read_text())["summary"]
+
+
+def check(summary: dict, eikonal: float) -> None:
+    assert summary["length"] == summary["length_refined"]
+    assert summary["length_refined"] <= summary["refinement"]["candidates_measured"]["graph"]
+    assert abs(summary["length_refined"] / eikonal - 1) < 0.05, (summary["length_refined"], eikonal)
+
+
+def test_cli_ring_length_within_5_percent_of_eikonal_small(ring, tmp_path):
+    s, t, X = opposite_points(500)
+    x, log_p = ring_grid(ring, 113)
+    d = eikonal_distance(X[s], X[t], 5.0, 1.0, ring.log_p_ref, log_p=log_p, x=x, y=x)["distance"]
+    summary = cli_summary(tmp_path, 500, 5.0, s, t, "--background", "150")
+    check(summary, d)
+    assert summary["length_graph"] > 1.03 * d  # the graph alone is not that close: the refinement matters
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lam", [5.0, 0.05])
+def test_cli_ring_length_within_5_percent_of_eikonal_default_sizes(ring, tmp_path, lam):
+    s, t, X = opposite_points(2000)
+    x, log_p = ring_grid(ring, 449)
+    d = eikonal_distance(X[s], X[t], lam, 1.0, ring.log_p_ref, log_p=log_p, x=x, y=x)["distance"]
+    check(cli_summary(tmp_path, 2000, lam, s, t), d)
