@@ -1,26 +1,29 @@
 """Generative Geometry Explorer: the Streamlit app. Run with ``streamlit run app.py`` (or ``scripts/app``).
 
 Routes the pages in app_pages/ with ``st.navigation``; each page starts with the shared sidebar (model, device,
-cache: ``app_ui.sidebar``). The folder is not called ``pages/``: Streamlit 1.67 treats a ``pages/`` folder next to
-the main script as a legacy multipage app, which runs a deep link such as /geodesics without this script (no
-page config, a file-name navigation).
+computations, cache: ``webui.sidebar.sidebar``). The folder is not called ``pages/``: Streamlit 1.67 treats a
+``pages/`` folder next to the main script as a legacy multipage app, which runs a deep link without this script.
+
+Every page opens at its own path, the default one too: Streamlit serves the default page only at ``/`` and
+reserves its ``url_path``, so Local geometry is also registered a second time, hidden, at ``/local_geometry``.
+The navigation is drawn here as links (the built-in one would list that second entry).
 """
 
 import streamlit as st
 
-import app_ui
-from explorer import app_state
+from webui import profiles, resources
+from webui.pages import PAGES
 
 st.set_page_config(page_title="Generative Geometry Explorer", layout="wide")
 
-PAGES = [
-    st.Page("app_pages/local_geometry.py", title="Local geometry", url_path="local_geometry", default=True),
-    st.Page("app_pages/geodesics.py", title="Geodesics", url_path="geodesics"),
-    st.Page("app_pages/embedding.py", title="Embedding & clusters", url_path="embedding"),
-    st.Page("app_pages/memorization.py", title="Memorization", url_path="memorization"),
-]
-
-page = st.navigation(PAGES)
-if app_state.profile()["warm_umap"]:
-    app_ui.umap_warmer()
+pages = {spec.key: st.Page(spec.file, title=spec.title, url_path=spec.url_path, default=spec.default)
+         for spec in PAGES}
+page = st.navigation(list(pages.values()), position="hidden")
+with st.sidebar:
+    for spec in PAGES:
+        if spec.listed:
+            st.page_link(pages[spec.key], label=spec.title)
+    st.divider()
+if profiles.profile()["warm_umap"]:
+    resources.umap_warmer()
 page.run()

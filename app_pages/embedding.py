@@ -7,13 +7,14 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-import app_ui
-from explorer import app_compute, app_state
+from explorer.density.cached import has_likelihood
+from explorer.views import embedding as embv
+from webui import charts, commands, jobs, profiles, resources, selections, session, sidebar, widgets
 
-spec = app_ui.sidebar()
-model = app_ui.get_model(spec)
-P = app_state.sizes_for(model)
-DEF = app_compute.embedding_defaults(model)
+spec = sidebar.sidebar()
+model = resources.get_model(spec)
+P = profiles.sizes_for(model)
+DEF = embv.embedding_defaults(model, profiles.profile_name())
 IMAGE = model.image_shape  # (h, w) for image models, else None
 LIKELIHOOD = model.default_likelihood.get("method", "discrete")
 
@@ -31,36 +32,27 @@ with st.expander("Settings", expanded=False):
     k = int(c1.number_input("k (neighbours)", 2, 100, DEF["k"], key="emb_k"))
     nq = int(c2.number_input("Quadrature points per edge", 1, 16, DEF["n_quad"], key="emb_nq"))
     n_neighbors = int(c2.number_input("UMAP n_neighbors", 2, 200, DEF["n_neighbors"], key="emb_nn"))
-    sources = ["kde", "model"] if app_compute.has_model_likelihood(model) else ["kde"]
+    sources = ["kde", "model"] if has_likelihood(model) else ["kde"]
     source = c3.selectbox("Density p", sources, key="emb_density",
                           format_func={"kde": "Gaussian KDE of the training data (fast)",
                                        "model": "model likelihood (probability-flow ODE; slow)" if LIKELIHOOD == "ode"
                                        else "model likelihood (exact DDIM; slow)"}.get)
     text = c3.text_input("λ grid (relative)", ", ".join(f"{v:g}" for v in DEF["lams"]), key="emb_lams")
 try:
-    lams = sorted(set(app_state.parse_floats(text)))[:12] or list(DEF["lams"])
+    lams = sorted(set(selections.parse_floats(text)))[:12] or list(DEF["lams"])
 except ValueError as err:
     st.error(f"λ grid: {err}")
     lams = list(DEF["lams"])
 
-if app_compute.embedding_n(model, n) < n:
-    n = app_compute.embedding_n(model, n)
+if embv.embedding_n(model, n) < n:
+    n = embv.embedding_n(model, n)
     st.caption(f"The training set has {n} points: the embedding uses all of them.")
-cost = app_compute.embedding_cost_estimate(model, source, n, len(lams), k, nq)
-density = app_ui.get_density(spec, source)
-cached = app_compute.embedding_is_cached(model, density, n, lams, k=k, n_quad=nq, n_neighbors=n_neighbors)
-if not cached and not app_ui.confirm_cost("the embeddings", cost,
-                                          f"emb-{spec}-{source}-{n}-{k}-{nq}-{lams}-{n_neighbors}"):
+density = resources.get_density(spec, source)
+got = jobs.result_of("embedding", model, {"density": density, "n": int(n), "lams": [float(x) for x in lams],
+                                          "k": int(k), "n_quad": int(nq), "n_neighbors": int(n_neighbors)})
+if got is None:
     st.stop()
-bar = app_ui.Progress(f"UMAP of {n} points for {len(lams)} λ values and two baselines")
-try:
-    arrays, record = app_compute.embedding_grid(model, density, n, lams, k=k, n_quad=nq,
-                                                n_neighbors=n_neighbors, progress=bar)
-except ValueError as err:
-    bar.done()
-    st.error(f"Could not compute the embeddings: {err}")
-    st.stop()
-bar.done()
+arrays, record = got
 if int(arrays["n_components"]) > 1:
     st.warning(f"The graph has {int(arrays['n_components'])} components: infinite distances were replaced by twice "
                "the largest finite one for UMAP. Raise k to connect it.")
@@ -69,19 +61,23 @@ grid_lams = [float(x) for x in arrays["lams"]]
 s1, s2 = st.columns([3, 2])
 with s1:
     lam = st.select_slider("λ (relative, precomputed grid)", grid_lams,
-                           **app_ui.bind("emb_lam", grid_lams[len(grid_lams) // 2], lambda v: v in grid_lams))
-    app_ui.store("emb_lam", lam)
+                           **session.bind("emb_lam", grid_lams[len(grid_lams) // 2], lambda v: v in grid_lams))
+    session.store("emb_lam", lam)
 with s2:
     colors = ["clusters", "labels"]
     color_names = {"clusters": "spectral clusters (each view's)", "labels": "digit classes" if IMAGE else "true labels"}
     color_by = st.radio("Colour by", colors, horizontal=True, format_func=color_names.get,
-                        **app_ui.bind("emb_color", "clusters", lambda v: v in colors))
-    app_ui.store("emb_color", color_by)
+                        **session.bind("emb_color", "clusters", lambda v: v in colors))
+    session.store("emb_color", color_by)
 li = grid_lams.index(lam)
 sel = [i for i in st.session_state.get("emb_sel", []) if i < n]
 views = [("geodesic", f"Geodesic distance, λ = {lam:g}", arrays["Y_geodesic"][li], arrays["clusters_geodesic"][li]),
          ("euclidean", "Straight-line distance", arrays["Y_euclidean"], arrays["clusters_euclidean"]),
          ("graph", "Graph distance, c ≡ 1", arrays["Y_graph"], arrays["clusters_graph"])]
+st.caption("Click a point to select it (shift-click adds more); for many at once, pick the box or lasso tool in a "
+           "chart's toolbar and drag. The selection is highlighted in all three views. Colour: "
+           + ("each view's spectral clusters (cluster numbers are per view)." if color_by == "clusters" else
+              "the data set's true labels."))
 cols = st.columns(3)
 new_sel = None
 for col, (name, title, Y, cl) in zip(cols, views, strict=True):
@@ -89,16 +85,25 @@ for col, (name, title, Y, cl) in zip(cols, views, strict=True):
     opacity = np.where(np.isin(np.arange(n), sel), 1.0, 0.25) if sel else np.ones(n)
     size = np.where(np.isin(np.arange(n), sel), 9, 5) if sel else np.full(n, 5)
     with col:
-        f = go.Figure(go.Scattergl(x=Y[:, 0], y=Y[:, 1], mode="markers", customdata=np.arange(n),
-                                   text=[f"label {v}" for v in arrays["labels"]],
-                                   marker={"color": c, "colorscale": "Turbo", "size": size, "opacity": opacity},
-                                   hovertemplate="point %{customdata} (%{text})<extra></extra>"))
-        f.update_layout(title=title, height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso")
+        f = go.Figure()
+        groups = np.unique(c)
+        palette = charts.categorical_colours(len(groups))
+        what = "label" if color_by == "labels" else "cluster"
+        for g, colour in zip(groups, palette, strict=True):
+            idx = np.flatnonzero(c == g)
+            f.add_trace(charts.scatter_trace(n)(
+                x=Y[idx, 0], y=Y[idx, 1], mode="markers", customdata=idx, name=f"{what} {g}",
+                text=[f"label {arrays['labels'][i]}" for i in idx],
+                marker={"color": colour, "size": size[idx], "opacity": opacity[idx]},
+                hovertemplate="point %{customdata} (%{text})<extra></extra>"))
+        f.update_layout(title=title, height=430, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="zoom",
+                        clickmode="event+select", legend={"orientation": "h", "y": -0.1, "font": {"size": 10}})
         ev = st.plotly_chart(f, key=f"emb_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                             config={"displayModeBar": False})
-        picked = app_ui.new_selection(f"emb_{name}", ev)
+                             config={"displayModeBar": True, "displaylogo": False,
+                                     "modeBarButtonsToRemove": ["toImage", "autoScale2d"]})
+        picked = session.new_selection(f"emb_{name}", ev)
         if picked:
-            new_sel = app_state.indices_from_selection({"selection": {"points": [{"customdata": p} for p in picked]}},
+            new_sel = selections.indices_from_selection({"selection": {"points": [{"customdata": p} for p in picked]}},
                                                        n)
 if new_sel is not None:
     st.session_state["emb_sel"] = new_sel
@@ -108,7 +113,7 @@ if IMAGE:
     st.caption((f"{len(sel)} points selected (highlighted in every view); the first {len(shown)} as images"
                 if sel else f"The first {len(shown)} of the {n} points as images (select points in a view to see "
                             "theirs)") + f"; their labels: {', '.join(str(arrays['labels'][i]) for i in shown)}.")
-    app_ui.image_gallery(arrays["X"][shown], IMAGE, np.asarray(shown), "emb_images", selectable=False, ncols=16,
+    widgets.image_gallery(arrays["X"][shown], IMAGE, np.asarray(shown), "emb_images", selectable=False, ncols=16,
                          pixel=5, hover=[f"point {i}: label {arrays['labels'][i]}" for i in shown],
                          name="selected images" if sel else "images")
 elif sel:
@@ -119,13 +124,14 @@ if sel and st.button("Clear the selection", key="emb_clear"):
     st.rerun()
 
 st.subheader("Clustering against the true labels")
-table = app_compute.scores_table(arrays)
+table = embv.scores_table(arrays)
 st.dataframe(table.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}"}), hide_index=True)
 params = {"model": spec, "weights_hash": record["weights_hash"], **record["params"]}
 d1, d2 = st.columns(2)
 with d1:
-    app_ui.download_csv("Download scores (CSV)", table, params, "cluster_scores.csv", "dl_emb_scores")
+    widgets.download_csv("Download scores (CSV)", table, params, "cluster_scores.csv", "dl_emb_scores")
 with d2:
-    app_ui.download_npz("Download embeddings (NPZ)", {k: arrays[k] for k in arrays}, params, "embeddings.npz",
+    widgets.download_npz("Download embeddings (NPZ)", {k: arrays[k] for k in arrays}, params, "embeddings.npz",
                         "dl_emb_npz")
-app_ui.sync_query(["emb_lam", "emb_color", "emb_sel"])
+widgets.cli_hint(commands.embedding(spec, source, n, lams, k, nq, n_neighbors))
+session.sync_query(["emb_lam", "emb_color", "emb_sel"])

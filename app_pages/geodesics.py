@@ -7,17 +7,20 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import app_ui
-from explorer import app_compute, app_state
+from explorer.density.cached import has_likelihood, make_density
+from explorer.views import geodesics as geov
+from webui import charts, commands, jobs, profiles, query, resources, selections, session, sidebar, uploads, widgets
 
-P = app_state.profile()
-spec = app_ui.sidebar()
-model = app_ui.get_model(spec)
+P = profiles.profile()
+spec = sidebar.sidebar()
+model = resources.get_model(spec)
 if getattr(model, "image_shape", None) is not None:  # image models: strips of images instead of 2-D plots
-    import app_geodesics_images
+    from webui import image_geodesics
 
-    app_geodesics_images.render(spec, model)
+    image_geodesics.render(spec, model)
     st.stop()
+
+DEFAULT_LAM = geov.DEFAULT_LAM
 
 st.title("Generative geodesics")
 st.caption("Shortest paths of the metric c(x)·‖dx‖ with c = (p0 + λ)/(p(x) + λ) on a k-NN or ε-graph (DESIGN.md §3). "
@@ -25,40 +28,45 @@ st.caption("Shortest paths of the metric c(x)·‖dx‖ with c = (p0 + λ)/(p(x)
            "density of the training data.")
 
 # ---------------------------------------------------------------------------- settings
+uploaded = st.session_state.get("geo_upload") is not None  # the uploader's file of this run (drawn below)
 with st.expander("Points, graph and density", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     kinds = ["data", "samples", "uniform"]
     with c1:
-        kind = st.selectbox("Points", kinds, **app_ui.bind("geo_points", "data", lambda v: v in kinds),
+        kind = st.selectbox("Points", kinds, **session.bind("geo_points", "data", lambda v: v in kinds),
                             help="training data (a seeded subset), model samples, or uniform points over the view")
-        app_ui.store("geo_points", kind)
-        n_pts = st.number_input("Number of points", 20, 20000, P["graph_n"], step=100, key="geo_n")
+        session.store("geo_points", kind)
+        n_pts = st.number_input("Number of points", 20, 20000, P["graph_n"], step=100, key="geo_n",
+                                help="a seeded subset of the points (of your CSV's when one is uploaded: at most "
+                                     "all of them)")
         n_bg = st.number_input("Background points (uniform)", 0, 20000, P["n_background"], step=50, key="geo_nbg",
                                help="let geodesics cross empty regions (DESIGN.md §3)")
     with c2:
         graphs = ["knn", "epsilon"]
-        graph = st.selectbox("Graph", graphs, **app_ui.bind("geo_graph", "knn", lambda v: v in graphs))
-        app_ui.store("geo_graph", graph)
+        graph = st.selectbox("Graph", graphs, **session.bind("geo_graph", "knn", lambda v: v in graphs))
+        session.store("geo_graph", graph)
         if graph == "knn":
-            k = st.number_input("k (neighbours)", 1, 100, **app_ui.bind("geo_k", P["k"]))
-            app_ui.store("geo_k", int(k))
+            k = st.number_input("k (neighbours)", 1, 100, **session.bind("geo_k", P["k"]))
+            session.store("geo_k", int(k))
             eps = None
         else:
             eps = st.number_input("ε (edge length)", 0.001, 10.0, step=0.05, format="%.3f",
-                                  **app_ui.bind("geo_eps", 0.3))
-            app_ui.store("geo_eps", float(eps))
+                                  **session.bind("geo_eps", 0.3))
+            session.store("geo_eps", float(eps))
             k = P["k"]
     with c3:
-        nq = st.number_input("Quadrature points per edge", 1, 16, **app_ui.bind("geo_nq", 3),
+        nq = st.number_input("Quadrature points per edge", 1, 16, **session.bind("geo_nq", 3),
                              help="Gauss–Legendre nodes; small λ makes c rougher and needs more")
-        app_ui.store("geo_nq", int(nq))
-        sources = ["model", "kde"] if app_compute.has_model_likelihood(model) else ["kde"]
-        source = st.selectbox("Density p", sources, key="geo_density",
-                              format_func={"kde": "Gaussian KDE of the training data (model-free baseline)",
+        session.store("geo_nq", int(nq))
+        sources = ["model", "kde"] if has_likelihood(model) and not uploaded else ["kde"]
+        source = st.selectbox("Density p", sources, key="geo_density" if not uploaded else "geo_density_upload",
+                              disabled=uploaded,
+                              format_func={"kde": "Gaussian KDE of your uploaded points" if uploaded else
+                                           "Gaussian KDE of the training data (model-free baseline)",
                                            "model": "model likelihood (exact density of the DDIM sampler)"}.get)
     with c4:
         upload = st.file_uploader("Bring your own data: a CSV of 2-D points", type=["csv", "txt"], key="geo_upload",
-                                  help=f"two numeric columns, at most {app_state.MAX_UPLOAD_ROWS} rows; the "
+                                  help=f"two numeric columns, at most {uploads.MAX_UPLOAD_ROWS} rows; the "
                                        "density is then a KDE of your points. `python -m explorer train toy2d "
                                        "--csv FILE` trains a diffusion model on it for the other pages.")
 
@@ -66,62 +74,55 @@ user_data, user_sha = None, None
 if upload is not None:
     try:
         raw = upload.getvalue()
-        user_data = app_state.parse_points_csv(raw)
+        user_data = uploads.parse_points_csv(raw)
         user_sha = hashlib.sha256(raw).hexdigest()[:16]
         st.success(f"Using your {len(user_data)} points with a KDE density (model: none).")
     except ValueError as err:
-        st.error(f"Could not use the uploaded file: {err}")
+        st.error(f"Could not use the uploaded file: {query.plain(str(err))}. Remove it (×) to go back to the "
+                 "model's data.")
+        st.stop()
 if user_data is not None:
     source = "kde"
     if kind == "samples":
         kind = "data"
+    n_pts = min(int(n_pts), len(user_data))
+data_id = user_sha or f"{spec}/{kind}/{source}"
+if st.session_state.get("_geo_data_id") not in (None, data_id):  # other points: old indices name other points
+    for key in ("geo_ends", "geo_source"):
+        st.session_state.pop(key, None)
+st.session_state["_geo_data_id"] = data_id
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def geodesic_state(spec, source, kind, n, n_bg, graph, k, eps, nq, user_sha, _user_data=None):
-    m = app_ui.get_model(spec)
-    if _user_data is not None:
-        dens = app_compute.make_density(m, "kde", data=_user_data, name=f"upload-{user_sha}")
-    else:
-        dens = app_ui.get_density(spec, source)
-    X, is_bg, labels = app_compute.geodesic_points(m, kind, n, n_bg, seed=0, data=_user_data)
-    params = {"model": spec if _user_data is None else f"upload-{user_sha}", "weights_hash": dens.weights_hash,
-              "points": kind, "n": n,
-              "n_background": n_bg, "graph": graph, "k": k, "eps": eps, "n_quad": nq, "density": dens.info}
-    return app_compute.fit_geodesics(m, dens, X, is_bg, labels, graph=graph, k=k, eps=eps, n_quad=nq, params=params)
+def upload_density(spec_, user_sha_, _data):
+    """The KDE of an uploaded CSV, one object per upload (the job's density)."""
+    return make_density(resources.get_model(spec_), "kde", data=_data, name=f"upload-{user_sha_}")
 
 
-cost = app_compute.graph_fit_cost(model, source, int(n_pts) + int(n_bg), int(k), int(nq))
-if not app_ui.confirm_cost("the geodesic graph", cost, f"geo-{spec}-{source}-{n_pts}-{n_bg}-{k}-{nq}"):
+density = upload_density(spec, user_sha, user_data) if user_data is not None else resources.get_density(spec, source)
+graph_params = {"points": kind, "n": int(n_pts), "n_background": int(n_bg), "graph": graph, "k": int(k), "eps": eps,
+                "n_quad": int(nq), "seed": 0, "density": density, "view_grid": int(P["view_grid"]),
+                "upload": user_sha, "model_name": spec if user_data is None else f"upload-{user_sha}"}
+if user_data is not None:
+    graph_params["data"] = user_data
+got = jobs.result_of("geodesic_graph", model, graph_params)
+if got is None:
     st.stop()
-try:
-    with st.status("Fitting the graph: log p at nodes and quadrature points (cached)…", expanded=False) as status:
-        state = geodesic_state(spec, source, kind, int(n_pts), int(n_bg), graph, int(k), eps, int(nq), user_sha,
-                               _user_data=user_data)
-        status.update(label=f"Graph ready: {len(state.est.nodes_)} nodes, {len(state.est.edges_)} edges, "
-                            f"{state.est.n_components_} component(s)", state="complete")
-except ValueError as err:
-    st.error(f"Could not build the graph: {err}")
-    st.stop()
+state, grid = got
+st.caption(f"Graph: {len(state.est.nodes_)} nodes, {len(state.est.edges_)} edges, {state.est.n_components_} "
+           f"component(s); log p at {state.est.n_density_evals_:,} points, cached on disk.")
 
-conn = app_compute.connectivity(state)
+conn = geov.connectivity(state)
 if conn["n_components"] > 1:
     sizes = ", ".join(map(str, conn["sizes"][:5]))
     st.warning(f"The graph has {conn['n_components']} connected components (largest sizes {sizes}). Distances "
                f"between them are infinite. Fix: {conn.get('fix')}")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def view_grid(spec, source, kind, n, n_bg, graph, k, eps, nq, user_sha, grid_n):
-    st_ = geodesic_state(spec, source, kind, n, n_bg, graph, k, eps, nq, user_sha)
-    return app_compute.view_density(st_.density, st_.X, grid_n)
-
-
-grid = view_grid(spec, source, kind, int(n_pts), int(n_bg), graph, int(k), eps, int(nq), user_sha, P["view_grid"])
 N = len(state.X)
 ends = st.session_state.get("geo_ends")
 if not ends or len(ends) != 2 or max(ends) >= N:
-    ends = app_compute.default_endpoints(state.X, state.is_bg)
+    ends = geov.default_endpoints(state.X, state.is_bg)
     st.session_state["geo_ends"] = ends
 
 
@@ -129,7 +130,7 @@ def points_trace(color=None, name="points", colorscale=None, cbar=None):
     kw = {"color": color if color is not None else np.where(state.is_bg, "#c8c8c8", "#4a6fa5"), "size": 4}
     if colorscale:
         kw.update(colorscale=colorscale, showscale=True, colorbar={"title": cbar, "len": 0.6})
-    return go.Scattergl(x=state.X[:, 0], y=state.X[:, 1], mode="markers", marker=kw, name=name,
+    return charts.scatter_trace(len(state.X))(x=state.X[:, 0], y=state.X[:, 1], mode="markers", marker=kw, name=name,
                         customdata=np.arange(N), hovertemplate="point %{customdata}<extra></extra>")
 
 
@@ -145,24 +146,25 @@ def base_layout(fig, title, height=480):
 def lambda_panel():
     c1, c2, c3 = st.columns([3, 2, 2])
     with c1:
-        lam = st.select_slider("λ (relative to p_ref, log scale)", app_state.LAM_OPTIONS,
-                               **app_ui.bind("geo_lam", 1.0, lambda v: v in app_state.LAM_OPTIONS))
-        app_ui.store("geo_lam", lam)
+        lam = st.select_slider("λ (relative to p_ref, log scale)", query.LAM_OPTIONS,
+                               **session.bind("geo_lam", DEFAULT_LAM, lambda v: v in query.LAM_OPTIONS),
+                               help="small λ: the path hugs dense regions (c ≈ p0/p); large λ: c → 1, straight lines")
+        session.store("geo_lam", lam)
     with c2:
-        p0 = st.select_slider("p0 (relative to p_ref)", app_state.LAM_OPTIONS,
-                              **app_ui.bind("geo_p0", 1.0, lambda v: v in app_state.LAM_OPTIONS))
-        app_ui.store("geo_p0", p0)
+        p0 = st.select_slider("p0 (relative to p_ref)", query.LAM_OPTIONS,
+                              **session.bind("geo_p0", 1.0, lambda v: v in query.LAM_OPTIONS))
+        session.store("geo_p0", p0)
     with c3:
         click_mode = st.radio("A click on a point sets", ["endpoints", "affinity source"], horizontal=True,
                               key="geo_click")
     i, j = st.session_state["geo_ends"]
-    view = app_compute.geodesic_view(state, lam, p0, i, j)
+    view = geov.geodesic_view(state, lam, p0, i, j)
 
     left, right = st.columns([3, 2])
     with left:
         fig = go.Figure()
         fig.add_trace(go.Heatmap(x=grid["u"], y=grid["v"], z=grid["log_p"], colorscale="Greys", showscale=True,
-                                 **app_state.log_p_color_range(grid["log_p"]), reversescale=True,
+                                 **charts.log_p_color_range(grid["log_p"]), reversescale=True,
                                  colorbar={"title": "log p", "len": 0.6, "x": 1.02},
                                  hoverinfo="skip", opacity=0.6, name="log p"))
         fig.add_trace(points_trace())
@@ -181,12 +183,15 @@ def lambda_panel():
         base_layout(fig, "Geodesic vs straight line over log p (click points to change the endpoints)")
         event = st.plotly_chart(fig, key="geo_plot", on_select="rerun", selection_mode="points",
                                 config={"displayModeBar": False})
-    picked = app_ui.new_selection("geo_plot", event)
+        st.caption("Grey shading: log p of the density (lighter = denser, over its top 25 nats); blue dots: the "
+                   "graph's points (light grey: uniform background points); red: the geodesic at this λ; dashed: the "
+                   "straight line. Click two points to set the endpoints A and B.")
+    picked = session.new_selection("geo_plot", event)
     if picked:
-        idx = app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}}, N)
+        idx = selections.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}}, N)
         if idx:
             if click_mode == "endpoints":
-                st.session_state["geo_ends"] = app_state.update_endpoints(st.session_state["geo_ends"], idx[-1])
+                st.session_state["geo_ends"] = selections.update_endpoints(st.session_state["geo_ends"], idx[-1])
             else:
                 st.session_state["geo_source"] = idx[-1]
             st.rerun(scope="fragment")
@@ -211,20 +216,24 @@ def lambda_panel():
             prof.update_layout(height=330, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                                title="Density and metric factor along each path", xaxis_title="arc length",
                                yaxis_title="log p", yaxis2={"title": "c", "overlaying": "y", "side": "right",
-                                                            "type": "log"},
+                                                            "type": "log", "dtick": 1, "exponentformat": "power"},
                                legend={"orientation": "h", "y": -0.25})
             st.plotly_chart(prof, key="geo_profile", config={"displayModeBar": False})
+            st.caption("Solid: log p along each path (left axis); dotted: the metric factor c = (p0 + λ)/(p + λ) "
+                       "(right axis, log scale: c < 1 where the density is above p0, so dense stretches are cheap).")
             table = pd.DataFrame({"path_index": view["path"], "x": view["path_points"][:, 0],
                                   "y": view["path_points"][:, 1], "log_p": view["geodesic_profile"]["log_p"],
                                   "c": view["geodesic_profile"]["c"]})
             params = {**state.params, "lam": lam, "p0": p0, "relative": True, "log_p_ref": state.density.log_p_ref,
                       "endpoints": [i, j], "length": view["length"], "straight_length": view["straight_length"]}
-            app_ui.download_csv("Download path (CSV)", table, params, "geodesic_path.csv", "dl_geo_path")
+            widgets.download_csv("Download path (CSV)", table, params, "geodesic_path.csv", "dl_geo_path")
 
     # affinity from a point (the paper's Figure 5)
     src = st.session_state.get("geo_source")
     src = i if src is None or src >= N else src
-    aff = app_compute.affinity_view(state, lam, p0, src)
+    aff = geov.affinity_view(state, lam, p0, src)
+    if aff["message"]:
+        st.info(aff["message"])
     a1, a2 = st.columns(2)
     for col, name in ((a1, "geodesic"), (a2, "euclidean")):
         with col:
@@ -233,12 +242,16 @@ def lambda_panel():
                                    marker={"size": 12, "color": "red", "symbol": "x"}))
             base_layout(f, f"{name.capitalize()} affinity exp(−d²/2σ²) from point {src}", 380)
             st.plotly_chart(f, key=f"geo_aff_{name}", config={"displayModeBar": False})
-    app_ui.download_csv("Download affinities (CSV)",
+            st.caption(("Geodesic" if name == "geodesic" else "Euclidean") + " affinity exp(−d²/2σ²) of every point "
+                       "to the red × (bright = close; σ = the median distance). Paper 2, Figure 5.")
+    widgets.download_csv("Download affinities (CSV)",
                         {"x": state.X[:, 0], "y": state.X[:, 1], "background": state.is_bg,
                          "d_geodesic": aff["d_geodesic"], "affinity_geodesic": aff["geodesic"],
                          "d_euclidean": aff["d_euclidean"], "affinity_euclidean": aff["euclidean"]},
                         {**state.params, "lam": lam, "p0": p0, "source": src}, "affinity.csv", "dl_geo_aff")
-    app_ui.sync_query(["geo_points", "geo_graph", "geo_k", "geo_eps", "geo_nq", "geo_lam", "geo_p0", "geo_ends",
+    if kind == "data" and user_data is None:
+        widgets.cli_hint(commands.geodesics(spec, source, int(n_pts), int(n_bg), int(k), int(nq), lam, p0, i, j))
+    session.sync_query(["geo_points", "geo_graph", "geo_k", "geo_eps", "geo_nq", "geo_lam", "geo_p0", "geo_ends",
                        "geo_overlay", "geo_source"])
 
 
@@ -246,19 +259,19 @@ lambda_panel()
 
 # ---------------------------------------------------------------------------- several λ on one plot
 st.subheader("Several λ on one plot")
-default_overlay = ",".join(f"{v:g}" for v in st.session_state.get("geo_overlay", [0.01, 0.1, 1.0, 10.0]))
+default_overlay = ",".join(f"{v:g}" for v in st.session_state.get("geo_overlay", list(geov.DEFAULT_OVERLAY)))
 text = st.text_input("λ values (relative, comma-separated)", default_overlay, key="geo_overlay_text")
 try:
-    lams = app_state.parse_floats(text)[:8]
+    lams = selections.parse_floats(text)[:8]
     st.session_state["geo_overlay"] = lams
 except ValueError as err:
     st.error(str(err))
     lams = []
 if lams:
     i, j = st.session_state["geo_ends"]
-    paths = app_compute.overlay_paths(state, lams, st.session_state.get("geo_p0", 1.0), i, j)
+    paths = geov.overlay_paths(state, lams, st.session_state.get("geo_p0", 1.0), i, j)
     fig = go.Figure(go.Heatmap(x=grid["u"], y=grid["v"], z=grid["log_p"], colorscale="Greys", reversescale=True,
-                               **app_state.log_p_color_range(grid["log_p"]), showscale=False, opacity=0.5,
+                               **charts.log_p_color_range(grid["log_p"]), showscale=False, opacity=0.5,
                                hoverinfo="skip"))
     for p in paths:
         if p["points"] is not None:
@@ -266,12 +279,14 @@ if lams:
                                      name=f"λ = {p['lam']:g} (L = {p['length']:.3g})", line={"width": 3}))
     base_layout(fig, "Geodesics from A to B at several λ", 440)
     st.plotly_chart(fig, key="geo_overlay_plot", config={"displayModeBar": False})
+    st.caption("The geodesic from A to B at each λ over log p (paper 2, Figure 2): at large λ it is nearly straight, "
+               "at small λ it bends to stay in dense regions; L is each path's metric length.")
     if any(p["points"] is None for p in paths):
         st.warning("A and B are not connected in the graph; " + str(conn.get("fix", "")))
 
 with st.expander("Graph connectivity and downloads"):
     st.json(conn)
-    app_ui.download_npz("Download graph (NPZ: points, edges, log p at nodes and quadrature points)",
+    widgets.download_npz("Download graph (NPZ: points, edges, log p at nodes and quadrature points)",
                         {"X": state.X, "is_background": state.is_bg, "edges": state.est.edges_,
                          "log_p_nodes": state.est.log_p_nodes_, "log_p_quad": state.est.log_p_quad_,
                          "view_u": grid["u"], "view_v": grid["v"], "view_log_p": grid["log_p"]},

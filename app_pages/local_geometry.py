@@ -10,16 +10,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import app_ui
-from explorer import app_compute, app_state
+from explorer.views import local_geometry as lgv
+from explorer.views import sizes
+from webui import commands, descriptor_maps, galleries, jobs, profiles, resources, selections, session, sidebar, widgets
 
-spec = app_ui.sidebar()
-model = app_ui.get_model(spec)
-P = app_state.sizes_for(model)
-DEF = app_compute.local_geometry_defaults(model)
+spec = sidebar.sidebar()
+model = resources.get_model(spec)
+P = profiles.sizes_for(model)
+DEF = lgv.local_geometry_defaults(model, profiles.profile_name())
 T = model.num_train_timesteps
 IMAGE = model.image_shape  # (h, w) for image models, else None
-d = app_state.latent_dim(model)
+d = sizes.latent_dim(model)
 NAMES = {"psi": "ψ (local scaling)", "nu": "ν (thresholded rank)", "nu_eff": "ν_eff (effective rank)",
          "delta": "δ (local complexity)"}
 
@@ -32,29 +33,29 @@ st.caption("Descriptors of the generator G at each latent (DESIGN.md §2): ψ = 
 maps = ["sampler", "from_t", "denoiser"]
 c1, c2, c3, *c4 = st.columns(4 if d > 2 else 3)
 with c1:
-    map_name = st.selectbox("Map G", maps, **app_ui.bind("lg_map", "sampler", lambda v: v in maps),
+    map_name = st.selectbox("Map G", maps, **session.bind("lg_map", "sampler", lambda v: v in maps),
                             help="sampler: x_T → x_0 (DDIM, η = 0); from_t: x_t → x_0 from step t; "
                                  "denoiser: x_t → x̂_0 in one step")
-    app_ui.store("lg_map", map_name)
+    session.store("lg_map", map_name)
 with c2:
-    t = st.number_input(f"t (timestep in [0, {T}))", 0, T - 1, **app_ui.bind("lg_t", DEF["t"]),
+    t = st.number_input(f"t (timestep in [0, {T}))", 0, T - 1, **session.bind("lg_t", DEF["t"]),
                         disabled=map_name == "sampler", help="the paper finds on-/off-manifold best separated "
                                                               "near t ≈ 0.17·T")
-    app_ui.store("lg_t", int(t))
+    session.store("lg_t", int(t))
 with c3:
-    steps = st.number_input("DDIM steps S", 1, 1000, **app_ui.bind("lg_steps", DEF["steps"]))
-    app_ui.store("lg_steps", int(steps))
+    steps = st.number_input("DDIM steps S", 1, 1000, **session.bind("lg_steps", DEF["steps"]))
+    session.store("lg_steps", int(steps))
 if c4:
     with c4[0]:
-        opts = app_state.direction_options(d)
+        opts = profiles.direction_options(d)
         dirs = st.selectbox("Jacobian directions P", opts,
                             format_func=lambda q: f"{q} (full Jacobian)" if q == d else f"{q} (sketch)",
-                            **app_ui.bind("lg_dirs", DEF["n_directions"], lambda v: v in opts),
+                            **session.bind("lg_dirs", DEF["n_directions"], lambda v: v in opts),
                             help=f"ψ and ν from the singular values of J·B, B a random orthonormal (P × {d}) "
                                  "sketch from seed 0 shared by every latent (P = d: the full Jacobian J); δ "
                                  "uses the same P directions. Cost grows about linearly in P; descriptors "
                                  "compare only at equal P.")
-        app_ui.store("lg_dirs", int(dirs))
+        session.store("lg_dirs", int(dirs))
     n_dirs = int(dirs)
 else:
     n_dirs = d
@@ -63,7 +64,10 @@ P_NOTE = f"P = {n_dirs} of d = {d} Jacobian directions ({'full Jacobian' if n_di
 
 # ---------------------------------------------------------------------------- latents
 st.subheader("Latents and the plane")
-pool, _ = app_compute.pool(model, P["n_pool"], int(steps))
+got = jobs.result_of("pool", model, {"n": int(P["n_pool"]), "steps": int(steps)})
+if got is None:
+    st.stop()
+pool = got[0]
 seeds = [int(s) for s in st.session_state.get("lg_seeds", DEF["seeds"])][:3]
 if IMAGE:
     gallery_col, lc3 = st.columns([4, 3])
@@ -75,29 +79,29 @@ with lc3:
                          help="each seed's latent is model.latent_of_seed(seed); with fewer than three, the "
                               "plane is the whole 2-D latent plane (2-D models only)")
     try:
-        typed = app_state.parse_ints(text)[:3]
+        typed = selections.parse_ints(text)[:3]
         if typed != seeds:
             seeds = typed
-            app_ui.set_state("lg_seeds", seeds)
+            session.set_state("lg_seeds", seeds)
     except ValueError as err:
         st.error(str(err))
     b1, b2 = st.columns(2)
     if b1.button("Draw three random seeds", key="lg_random"):
         rng = np.random.default_rng()
         seeds = [int(s) for s in rng.choice(P["n_pool"], 3, replace=False)]
-        app_ui.set_state("lg_seeds", seeds)
+        session.set_state("lg_seeds", seeds)
         st.rerun()
     if b2.button("Clear seeds", key="lg_clear"):
-        app_ui.set_state("lg_seeds", [])
+        session.set_state("lg_seeds", [])
         st.rerun()
     extent = st.number_input("Extent (half-width, latent units)", 0.01, 100.0, step=0.5,
-                             **app_ui.bind("lg_extent", DEF["extent"]),
+                             **session.bind("lg_extent", DEF["extent"]),
                              help="u, v ∈ [−extent, extent] around the first anchor" + (
                                  f"; the three anchors' latents are about {np.sqrt(2 * d):.0f} apart" if d > 2
                                  else ""))
-    app_ui.store("lg_extent", float(extent))
-    res = st.number_input("Resolution n (n × n cells)", 2, 512, **app_ui.bind("lg_res", DEF["n"]))
-    app_ui.store("lg_res", int(res))
+    session.store("lg_extent", float(extent))
+    res = st.number_input("Resolution n (n × n cells)", 2, 512, **session.bind("lg_res", DEF["n"]))
+    session.store("lg_res", int(res))
     st.session_state["lg_seeds"] = seeds
 
 
@@ -105,17 +109,17 @@ with lc3:
 def pick_anchors(picked) -> None:
     """Toggle the clicked pool seeds as anchors, keep them in the URL state and redraw."""
     new = list(seeds)
-    for s in app_state.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
+    for s in selections.indices_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
                                               P["n_pool"]):
-        new = app_state.add_anchor(new, s)
-    app_ui.set_state("lg_seeds", new)
+        new = selections.add_anchor(new, s)
+    session.set_state("lg_seeds", new)
     st.rerun()
 
 
 chosen = np.isin(pool["seeds"], seeds)
 if IMAGE:
     with gallery_col:
-        picked = app_ui.image_gallery(pool["samples"], IMAGE, pool["seeds"], "lg_pool_images", ncols=12, pixel=5,
+        picked = widgets.image_gallery(pool["samples"], IMAGE, pool["seeds"], "lg_pool_images", ncols=12, pixel=5,
                                       highlight=seeds, hover=[f"seed {s}" for s in pool["seeds"]],
                                       title=f"Samples G(z) of seeds 0–{P['n_pool'] - 1} (click to pick anchors)",
                                       name="pool images")
@@ -127,106 +131,82 @@ pool_views = [] if IMAGE else [(lc1, pool["latents"], "Latents z (click to pick 
                                (lc2, pool["samples"], "Their samples G(z)", "lg_pool_x")]
 for col, arr, title, ck in pool_views:
     with col:
-        f = go.Figure(go.Scattergl(x=arr[:, 0], y=arr[:, 1], mode="markers", customdata=pool["seeds"],
+        f = go.Figure(go.Scatter(x=arr[:, 0], y=arr[:, 1], mode="markers", customdata=pool["seeds"],
                                    marker={"size": np.where(chosen, 12, 6), "color": np.where(chosen, "#d62728",
                                                                                                "#4a6fa5")},
                                    hovertemplate="seed %{customdata}<extra></extra>"))
         f.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
         f.update_yaxes(scaleanchor="x", scaleratio=1)
         ev = st.plotly_chart(f, key=ck, on_select="rerun", selection_mode="points", config={"displayModeBar": False})
-        picked = app_ui.new_selection(ck, ev)
+        picked = session.new_selection(ck, ev)
         if picked:
             pick_anchors(picked)
 
 # ---------------------------------------------------------------------------- descriptor maps
 n = int(res)
-cost = app_compute.descriptor_plane_cost(map_name, int(steps), t_arg, n, n_dirs)
-key = f"lg-{spec}-{map_name}-{steps}-{t_arg}-{seeds}-{n}-{extent}-{n_dirs}"
+radius = float(DEF["radius"])
 arrays = None
+plane = None
 if d > 2 and len(seeds) != 3:
     st.info(f"A plane in the {d}-dimensional latent space needs three anchor seeds: click three images above or "
             "type their seeds.")
-elif (app_compute.descriptor_plane_is_cached(model, map_name, int(steps), t_arg, seeds, n, float(extent), n_dirs)
-        or app_ui.confirm_cost(f"the {n}×{n} descriptor maps", cost, key)):
-    bar = app_ui.Progress(f"ψ, ν, δ over {n}×{n} latents of the {map_name} map ({P_NOTE})")
-    try:
-        arrays, record = app_compute.descriptor_plane(model, map_name, int(steps), t_arg, seeds, n, float(extent),
-                                                      n_dirs, progress=bar)
-    except ValueError as err:
-        bar.done()
-        st.error(f"Could not compute the maps: {err}")
-        st.stop()
-    bar.done()
+else:
+    plane = jobs.result_of("descriptor_plane", model, {
+        "map": map_name, "steps": int(steps), "t": t_arg, "seeds": seeds, "n": n, "extent": float(extent),
+        "n_directions": n_dirs, "radius": radius}, what=f"the {n}×{n} descriptor maps ({P_NOTE})")
+if plane is not None:
+    arrays, record = plane
     origin = ("From the shipped cache (assets/cache)" if record.get("shipped") else "From the disk cache"
               if record["hit"] else f"Computed in {record['seconds']:.1f} s")
     st.caption(f"{origin}; {map_name} map, S = {int(steps)} steps{'' if t_arg is None else f', t = {t_arg}'}, "
-               f"{P_NOTE}; δ radius {float(arrays['radius']):.3g} (a quarter of the cell spacing).")
+               f"{P_NOTE}; δ counts boundary neurons within radius r = {float(arrays['radius']):.3g} of each "
+               "latent (the model's δ radius, the same on every page).")
     st.info("Each cell is far larger than the linear regions of a trained sampler (latent displacements of 10⁻³ "
             "already flip neurons): a cell is a sample of the descriptors at its centre, not one linear region.",
             icon="ℹ️")
-    cells = None
-    hcols = st.columns(4)
-    size = max(3, int(160 / n))  # about one cell of the plot (~160 px wide in a quarter of a wide page)
-    half = (arrays["u"][1] - arrays["u"][0]) / 2
-    ends = np.r_[arrays["u"][[0, -1]], np.ravel(arrays["anchor_coords"])]
-    lim = [float(ends.min() - half), float(ends.max() + half)]
-    for col, name in zip(hcols, ("psi", "nu", "nu_eff", "delta"), strict=True):
-        g = app_state.grid_cells(arrays["u"], arrays["v"], arrays[name])
-        with col:
-            f = go.Figure(go.Scattergl(x=g["x"], y=g["y"], mode="markers", customdata=g["customdata"],
-                                       marker={"symbol": "square", "size": size, "color": g["value"],
-                                               "colorscale": "Viridis", "showscale": True,
-                                               "colorbar": {"len": 0.7, "thickness": 10}},
-                                       hovertemplate="u=%{x:.3f}, v=%{y:.3f}<br>" + name +
-                                                     "=%{marker.color:.4g}<extra></extra>"))
-            if len(arrays["anchor_coords"]):
-                ac = arrays["anchor_coords"]
-                f.add_trace(go.Scattergl(x=ac[:, 0], y=ac[:, 1], mode="markers+text", text=[str(s) for s in seeds],
-                                         marker={"color": "red", "size": 9, "symbol": "x"}, name="anchors"))
-            cell = st.session_state.get("lg_cell")
-            if cell and len(cell) == 2 and max(cell) < n:
-                f.add_trace(go.Scattergl(x=[arrays["u"][cell[1]]], y=[arrays["v"][cell[0]]], mode="markers",
-                                         marker={"color": "red", "size": 12, "symbol": "circle-open"},
-                                         name="selected", hoverinfo="skip"))
-            f.update_layout(title=NAMES[name], height=330, showlegend=False,
-                            margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="u", yaxis_title="v")
-            f.update_xaxes(range=lim, constrain="domain")
-            f.update_yaxes(range=lim, constrain="domain", scaleanchor="x", scaleratio=1)
-            ev = st.plotly_chart(f, key=f"lg_map_{name}", on_select="rerun", selection_mode="points",
-                                 config={"displayModeBar": False})
-            picked = app_ui.new_selection(f"lg_map_{name}", ev)
-            if picked:
-                cells = app_state.cell_from_selection({"selection": {"points": [{"customdata": c} for c in picked]}},
-                                                      n)
-    if cells is not None:
+    flat = {}
+    if d == 2:
+        flat["nu"] = ("ν = 2 everywhere: the 2-D sampler keeps both directions at every latent (its Jacobian is "
+                      "invertible), so ν carries no information here and its correlation with the others is undefined.")
+    cells = descriptor_maps.draw_maps(arrays, NAMES, n, st.session_state.get("lg_cell"), f"lg_maps_{n}",
+                                      flat_names=flat)
+    if cells is not None and list(cells) != st.session_state.get("lg_cell"):
         st.session_state["lg_cell"] = list(cells)
         st.rerun()
     mparams = {"model": spec, "weights_hash": model.weights_hash, "latent_dim": d, **record["params"]}
-    app_ui.download_npz("Download maps (NPZ)", {k: arrays[k] for k in arrays}, mparams, "descriptor_maps.npz",
+    widgets.download_npz("Download maps (NPZ)", {k: arrays[k] for k in arrays}, mparams, "descriptor_maps.npz",
                         "dl_lg_maps")
+    widgets.cli_hint(commands.local_geometry(spec, map_name, int(steps), t_arg, seeds, n, float(extent), n_dirs,
+                                             float(arrays["radius"])))
 
 # ---------------------------------------------------------------------------- samples and the clicked cell
 st.subheader("Generated samples sorted by a descriptor" if IMAGE else "Generated samples over the training data")
 cell = st.session_state.get("lg_cell")
 detail = None
 if arrays is not None and cell and len(cell) == 2 and max(cell) < n:
-    detail = app_compute.cell_details(model, map_name, int(steps), t_arg, arrays, cell[0], cell[1])
+    z_cell = lgv.cell_latent(arrays, cell[0], cell[1])
+    x_cell = jobs.result_of("cell", model, {"map": map_name, "steps": int(steps), "t": t_arg,
+                                            "latent": z_cell.tolist()})
+    if x_cell is not None:
+        detail = lgv.cell_details(model, map_name, int(steps), t_arg, arrays, cell[0], cell[1], sample=x_cell)
 
-radius = app_compute.default_radius(n, float(extent))
-bar = app_ui.Progress(f"descriptors of {P['n_samples']} samples ({P_NOTE})")
-samp, srec = app_compute.sample_descriptors(model, map_name, int(steps), t_arg, P["n_samples"], radius, n_dirs,
-                                            progress=bar)
-bar.done()
+got = jobs.result_of("sample_descriptors", model, {"map": map_name, "steps": int(steps), "t": t_arg,
+                                                   "n": int(P["n_samples"]), "radius": radius,
+                                                   "n_directions": n_dirs},
+                     what=f"descriptors of {P['n_samples']} samples ({P_NOTE})")
+if got is None:
+    st.stop()
+samp, srec = got
 xs = samp["samples"].reshape(len(samp["samples"]), -1)
 d1, d2 = st.columns([3, 2])
 with d1:
     color = st.selectbox("Sort samples by" if IMAGE else "Colour samples by", list(NAMES), format_func=NAMES.get,
-                         **app_ui.bind("lg_color", "psi", lambda v: v in NAMES))
-    app_ui.store("lg_color", color)
+                         **session.bind("lg_color", "psi", lambda v: v in NAMES))
+    session.store("lg_color", color)
     if IMAGE:
-        order = app_state.sorted_by(samp[color])
+        order = galleries.sorted_by(samp[color])
         vals = np.asarray(samp[color], dtype=np.float64)[order]
-        picked = app_ui.image_gallery(
+        picked = widgets.image_gallery(
             xs[order], IMAGE, samp["seeds"][order], "lg_samples", ncols=12, pixel=4, values=vals, value_name=color,
             highlight=seeds, hover=[f"seed {s}: {color} = {v:.4g}" for s, v in zip(samp["seeds"][order], vals,
                                                                                      strict=True)],
@@ -236,15 +216,15 @@ with d1:
                    f"{map_name} map, S = {int(steps)} steps, {P_NOTE}.")
         if picked:
             for s in picked:
-                seeds = app_state.add_anchor(seeds, int(s))
-            app_ui.set_state("lg_seeds", seeds)
+                seeds = selections.add_anchor(seeds, int(s))
+            session.set_state("lg_seeds", seeds)
             st.rerun()
     else:
         data = model.training_data().reshape(len(model.training_data()), -1)
         data = data[np.random.default_rng(0).choice(len(data), min(len(data), 2000), replace=False)]
-        f = go.Figure(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", name="training data",
+        f = go.Figure(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="training data",
                                    marker={"size": 3, "color": "#cccccc"}, hoverinfo="skip"))
-        f.add_trace(go.Scattergl(x=xs[:, 0], y=xs[:, 1], mode="markers", name=f"samples ({NAMES[color]})",
+        f.add_trace(go.Scatter(x=xs[:, 0], y=xs[:, 1], mode="markers", name=f"samples ({NAMES[color]})",
                                  customdata=samp["seeds"],
                                  marker={"size": 7, "color": samp[color], "colorscale": "Plasma", "showscale": True,
                                          "colorbar": {"title": color}},
@@ -267,7 +247,7 @@ with d2:
         if IMAGE:
             i1, i2 = st.columns([1, 2])
             with i1:
-                app_ui.show_image(detail["sample"], IMAGE, "G(z) of the cell" if map_name == "sampler"
+                widgets.show_image(detail["sample"], IMAGE, "G(z) of the cell" if map_name == "sampler"
                                   else f"G(z) of the cell ({map_name}, t = {t_arg})", scale=16)
             with i2:
                 st.markdown(where)
@@ -283,17 +263,17 @@ with d2:
         sv.update_layout(title="Singular values of J" + ("" if n_dirs == d else f"·B (P = {n_dirs})"), height=240,
                          yaxis_type="log", margin={"l": 10, "r": 10, "t": 40, "b": 10})
         st.plotly_chart(sv, key="lg_sv", config={"displayModeBar": False})
-    pear, spear = app_compute.descriptor_correlations(samp)
+    pear, spear = lgv.descriptor_correlations(samp)
     st.markdown(f"**Correlations over {P['n_samples']} samples** (Pearson; are the descriptors redundant?)")
     st.dataframe(pear.round(3))
     with st.expander("Spearman"):
         st.dataframe(spear.round(3))
     sparams = {"model": spec, "weights_hash": model.weights_hash, "latent_dim": d, **srec["params"]}
     coords = {} if IMAGE else {"x": xs[:, 0], "y": xs[:, 1]}
-    app_ui.download_csv("Download sample descriptors (CSV)",
+    widgets.download_csv("Download sample descriptors (CSV)",
                         {"seed": samp["seeds"], **coords, **{k: samp[k] for k in ("psi", "nu", "nu_eff", "delta")}},
                         sparams, "sample_descriptors.csv", "dl_lg_samples")
-    app_ui.download_csv("Download correlations (CSV)", pear.reset_index(names="descriptor"), sparams,
+    widgets.download_csv("Download correlations (CSV)", pear.reset_index(names="descriptor"), sparams,
                         "descriptor_correlations.csv", "dl_lg_corr")
 
 # ---------------------------------------------------------------------------- on- vs off-manifold
@@ -312,10 +292,12 @@ else:
     run = o4.button("Run the analysis", key="lg_on_run") or st.session_state.get("_lg_on_done") == (omap, ot, r_factor)
     if run:
         st.session_state["_lg_on_done"] = (omap, ot, r_factor)
-        with st.status(f"Descriptors of a {P['onoff_grid']}² input grid and an AUROC sweep over t…") as status:
-            res_on = app_compute.on_off(model, omap, int(ot), int(steps), P["onoff_grid"], float(r_factor))
-            sweep = app_compute.on_off_sweep(model, omap, int(steps), P["onoff_grid"], float(r_factor), P["auroc_ts"])
-            status.update(label="On-/off-manifold analysis ready", state="complete")
+        got = jobs.result_of("on_off", model, {"map": omap, "t": int(ot), "steps": int(steps),
+                                               "grid_n": int(P["onoff_grid"]), "r_factor": float(r_factor),
+                                               "n_ts": int(P["auroc_ts"])})
+        if got is None:
+            st.stop()
+        res_on, sweep = got
         table, counts = res_on
         st.caption(f"Counts: {counts}")
         hc = st.columns(4)
@@ -338,8 +320,8 @@ else:
         st.plotly_chart(f, key="lg_on_auroc", config={"displayModeBar": False})
         oparams = {"model": spec, "weights_hash": model.weights_hash, "map": omap, "t": int(ot), "steps": int(steps),
                    "grid_n": P["onoff_grid"], "r_on_factor": float(r_factor)}
-        app_ui.download_csv("Download on/off table (CSV)", table, oparams, "on_off_manifold.csv", "dl_lg_on")
-        app_ui.download_csv("Download AUROC sweep (CSV)", sweep, oparams, "auroc_sweep.csv", "dl_lg_auroc")
+        widgets.download_csv("Download on/off table (CSV)", table, oparams, "on_off_manifold.csv", "dl_lg_on")
+        widgets.download_csv("Download AUROC sweep (CSV)", sweep, oparams, "auroc_sweep.csv", "dl_lg_auroc")
 
-app_ui.sync_query(["lg_map", "lg_t", "lg_steps", "lg_dirs", "lg_seeds", "lg_extent", "lg_res", "lg_color",
+session.sync_query(["lg_map", "lg_t", "lg_steps", "lg_dirs", "lg_seeds", "lg_extent", "lg_res", "lg_color",
                    "lg_cell"])

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explorer.app_state import LAM_OPTIONS, PROFILES  # noqa: E402
+from explorer.views.sizes import PRESETS  # noqa: E402
 from tests.browser_support import (  # noqa: E402
     chromium_page,
     drag_slider,
@@ -33,6 +33,7 @@ from tests.browser_support import (  # noqa: E402
     trace_xy,
     wait_idle,
 )
+from webui.query import LAM_OPTIONS  # noqa: E402
 
 PAGES = {"Local geometry": "", "Geodesics": "geodesics", "Embedding & clusters": "embedding"}
 #: Text each page shows once everything on it is drawn.
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
                  f"p90 {p90 * 1000:.0f} ms, min {min(times) * 1000:.0f} ms; aim < 500 ms"))
     rows.append(("Server start, second run (warm OS caches)", f"{t_health2:.2f} s", ""))
 
-    d = PROFILES["default"]
+    d = PRESETS["default"]
     header = (f"## App\n\nMeasured by `bench/bench_app.py` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()}-core CPU "
               f"({platform.processor() or platform.machine()}, shared with other jobs), no GPU, headless Chromium "
               f"(Debian) through Playwright. Default sizes: geodesic graph of {d['graph_n']} training points + "

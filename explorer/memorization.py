@@ -284,28 +284,31 @@ def memorization_report(model, n: int = 512, seed: int = 0, steps: int | None = 
     memorization score against ``model.training_data()`` and the AUROC of each feature.
 
     Jacobian: full (P = d) or a sketch of ``n_directions``; δ: the same P directions (a random orthonormal
-    basis when full) from direction seed 0, with ``radius`` (default: the app's, a quarter of the grid spacing
-    of its default 128 × 128 plane of extent 3). ``progress(fraction, message)`` is called after each batch.
+    basis when full) from direction seed 0, with ``radius`` (default ``explorer.views.sizes.delta_radius(model)``,
+    the model's one rule, the same as on the Local geometry view). ``progress(fraction, message)`` is called after
+    each batch. Runs on the compute device (``explorer.device.compute_view``).
     """
-    from explorer.app_compute import default_radius
     from explorer.descriptors import local_complexity, local_descriptors
+    from explorer.device import compute_view
+    from explorer.views.sizes import delta_radius
 
     if n < 1 or batch_size < 1:
         raise ValueError(f"n and batch_size must be positive, got n={n}, batch_size={batch_size}")
     steps = model.default_steps if steps is None else int(steps)
-    radius = default_radius(128, 3.0) if radius is None else float(radius)
+    radius = delta_radius(model) if radius is None else float(radius)
     say = progress or (lambda fraction, message: None)
     share = 0.7 if likelihood else 0.95
     t0 = time.perf_counter()
 
-    G = model.generator("sampler", steps=steps)
+    view = compute_view(model)
+    G = view.generator("sampler", steps=steps)
     z = torch.stack([model.latent_of_seed(seed + i) for i in range(n)])
     samples, cols = [], {"psi": [], "nu": [], "nu_eff": [], "delta": []}
     P = None
     for s in range(0, n, batch_size):
         zb = z[s:s + batch_size]
         with torch.no_grad():
-            samples.append(G(zb).reshape(len(zb), -1).double().numpy())
+            samples.append(G(zb.to(view.device, view.dtype)).reshape(len(zb), -1).double().cpu().numpy())
         d = local_descriptors(G, zb, n_directions=n_directions, seed=0)
         lc = local_complexity(G, zb, radius, n_directions=n_directions, seed=0)
         P = d.n_directions

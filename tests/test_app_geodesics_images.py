@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import app_image_geodesics
+from explorer.views import image_geodesics as igv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,9 +28,9 @@ def open_geodesics(model: str = "digits/full"):
 
 def test_default_endpoints_are_two_different_digits():
     labels = np.array([3, 6, 0, 6, 0])
-    assert app_image_geodesics.default_endpoints(labels) == [2, 1]
-    assert app_image_geodesics.default_endpoints(np.array([1, 1, 1])) == [0, 1]
-    assert app_image_geodesics.default_endpoints(None) == [0, 1]
+    assert igv.default_endpoints(labels) == [2, 1]
+    assert igv.default_endpoints(np.array([1, 1, 1])) == [0, 1]
+    assert igv.default_endpoints(None) == [0, 1]
 
 
 def test_geodesics_page_on_digits_shows_image_strips_and_compares_three_paths():
@@ -49,7 +49,11 @@ def test_geodesics_page_on_digits_shows_image_strips_and_compares_three_paths():
     assert [c.split(":")[0] for c in captions] == ["refined geodesic", "straight line in pixel space",
                                                    "slerp of the latents"], captions
     assert len(at.get("download_button")) >= 2
-    # λ moves re-weight the cached graph: a new λ gives a clean run
+    assert a != b
+    # a λ move re-weights the cached graph: the metric changes, the endpoints stay
+    before = {m.label: m.value for m in at.metric}
     at.select_slider[0].set_value(0.01).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert a != b
+    after = {m.label: m.value for m in at.metric}
+    assert at.session_state["geo_ends"] == [a, b] and at.session_state["geo_lam"] == 0.01
+    assert after["Straight line (metric)"] != before["Straight line (metric)"], (before, after)

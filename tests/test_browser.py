@@ -37,6 +37,7 @@ def browser_ready():
 
 def test_pages_and_lambda_slider_in_chromium(browser_ready, tmp_path):
     from explorer.app_state import LAM_OPTIONS
+
     from tests.browser_support import (
         chromium_page,
         drag_slider,

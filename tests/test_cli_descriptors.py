@@ -10,9 +10,10 @@ import torch
 
 from explorer.cli import main
 from explorer.descriptors import descriptor_maps, latent_plane
+from explorer.views.sizes import delta_radius
 
 
-def test_cli_arrays_equal_the_library(tmp_path, ring):
+def test_cli_arrays_equal_the_library(tmp_path, ring, isolated_cache):
     out = tmp_path / "maps.npz"
     rc = main(["descriptors", "--model", "toy2d/ring", "--map", "from_t", "--t", "500", "--steps", "10",
                "--grid", "6", "--extent", "2", "--anchors", "1,2,3", "--out", str(out)])
@@ -23,10 +24,14 @@ def test_cli_arrays_equal_the_library(tmp_path, ring):
     assert record["steps"] == 10 and record["P"] == 2 and record["dtype"] == "float32"
     anchors = torch.stack([ring.latent_of_seed(s, torch.float64) for s in (1, 2, 3)])
     plane = latent_plane((2,), anchors=anchors, n=6, extent=2.0)
-    lib = descriptor_maps(ring.generator("from_t", steps=10, t=500), plane)
+    lib = descriptor_maps(ring.generator("from_t", steps=10, t=500), plane, radius=delta_radius(ring))
     for key in ("psi", "nu", "nu_eff", "delta"):
         np.testing.assert_array_equal(saved[key], lib.maps[key])
     np.testing.assert_array_equal(saved["u"], plane.u)
+    assert record["radius"] == delta_radius(ring) and "versions" in record and not record["cache_hit"]
+    assert main(["descriptors", "--model", "toy2d/ring", "--map", "from_t", "--t", "500", "--steps", "10",
+                 "--grid", "6", "--extent", "2", "--anchors", "1,2,3", "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["cache_hit"], "the CLI fills the app's disk cache"
 
 
 def test_cli_help_and_errors(capsys):

@@ -11,16 +11,13 @@ from explorer.descriptors import local_descriptors
 
 
 def test_discrete_density_is_the_change_of_variables_of_psi(ring):
-    ring.denoiser.double()
-    try:
-        G = ring.generator("sampler", 50)
-        z = ring.latents(40, seed=3).double()
-        with torch.no_grad():
-            x = G(z)
-        psi = local_descriptors(G, z).psi
-        logp, z_inv, logdet_sum, residual = discrete_log_prob(ring, x, dtype=torch.float64, return_details=True)
-    finally:
-        ring.denoiser.float()
+    ring64 = ring.at("cpu", torch.float64)
+    G = ring64.generator("sampler", 50)
+    z = ring.latents(40, seed=3).double()
+    with torch.no_grad():
+        x = G(z)
+    psi = local_descriptors(G, z).psi
+    logp, z_inv, logdet_sum, residual = discrete_log_prob(ring, x, dtype=torch.float64, return_details=True)
     torch.testing.assert_close(z_inv, z, rtol=0, atol=1e-9)  # the inversion finds the latent
     np.testing.assert_allclose(logdet_sum, psi, rtol=0, atol=1e-8)  # ψ(z) = Σ log|det J_step|
     np.testing.assert_allclose(logp, log_normal(z).numpy() - psi, rtol=0, atol=1e-8)
@@ -74,14 +71,12 @@ def test_log_prob_input_checks(ring):
 
 
 def test_mlp_jacobian_fast_path_equals_autograd(ring):
-    den = ring.denoiser.double()
-    try:
-        x = torch.from_numpy(ring.training_data()[:5]).double() * 1.3
-        for t in (19, 500, 999):
-            eps, J = den.eps_and_jacobian(x, t)
-            torch.testing.assert_close(eps, den(x, t))
-            for i in range(len(x)):
-                ref = torch.autograd.functional.jacobian(lambda v, t=t: den(v[None], t)[0], x[i])
-                torch.testing.assert_close(J[i], ref, rtol=1e-12, atol=1e-12)
-    finally:
-        den.float()
+    den = ring.at("cpu", torch.float64).eps_model()
+    x = torch.from_numpy(ring.training_data()[:5]).double() * 1.3
+    for t in (19, 500, 999):
+        eps, J = den.eps_and_jacobian(x, t)
+        torch.testing.assert_close(eps, den(x, t))
+        for i in range(len(x)):
+            ref = torch.autograd.functional.jacobian(lambda v, t=t: den(v[None], t)[0], x[i])
+            torch.testing.assert_close(J[i], ref, rtol=1e-12, atol=1e-12)
+    assert next(ring.denoiser.parameters()).dtype == torch.float32, "the shared model is never converted"

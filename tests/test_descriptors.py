@@ -53,16 +53,13 @@ def test_linear_generator_has_known_psi_and_rank():
 @pytest.mark.parametrize("map_kw", [("sampler", {}), ("from_t", {"t": 340}), ("denoiser", {"t": 340})])
 def test_jacobian_of_every_map_equals_autograd(ring, map_kw):
     mp, kw = map_kw
-    ring.denoiser.double()
-    try:
-        G = ring.generator(mp, steps=20, **kw)
-        z = ring.latents(4, seed=9).double()
-        ours = local_descriptors(G, z).singular_values
-        for i in range(4):
-            J = torch.autograd.functional.jacobian(lambda x: G(x[None])[0], z[i], vectorize=False)
-            np.testing.assert_allclose(ours[i], torch.linalg.svdvals(J).numpy(), rtol=1e-9)
-    finally:
-        ring.denoiser.float()
+    ring64 = ring.at("cpu", torch.float64)
+    G = ring64.generator(mp, steps=20, **kw)
+    z = ring.latents(4, seed=9).double()
+    ours = local_descriptors(G, z).singular_values
+    for i in range(4):
+        J = torch.autograd.functional.jacobian(lambda x: G(x[None])[0], z[i], vectorize=False)
+        np.testing.assert_allclose(ours[i], torch.linalg.svdvals(J).numpy(), rtol=1e-9)
 
 
 def test_delta_one_hidden_layer_equals_analytic_count():
@@ -118,23 +115,20 @@ def test_change_of_variables_on_certified_linear_squares(ring):
     """On a square whose corners and centre share one activation pattern, G is affine, so the area of
     its image (shoelace) is |det J|·h² = exp(ψ)·h²."""
     h = 1e-5
-    ring.denoiser.double()
-    try:
-        G = ring.generator("sampler", 50)
-        z = ring.latents(200, seed=11).double()
-        diag = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64) / np.sqrt(2)
-        lc = local_complexity(G, z, radius=h / np.sqrt(2), directions=diag)  # vertices = the 4 corners
-        certified = lc.delta == 0
-        psi = local_descriptors(G, z).psi
-        offsets = torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=torch.float64) * h / 2
-        with torch.no_grad():
-            img = G((z[:, None] + offsets[None]).reshape(-1, 2)).reshape(-1, 4, 2).numpy()
-        img = img - img[:, :1]  # shoelace on coordinates relative to one corner: no cancellation
-        x, y = img[..., 0], img[..., 1]
-        area = 0.5 * np.abs((x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1))
-        rel = np.abs(area / (np.exp(psi) * h * h) - 1)
-    finally:
-        ring.denoiser.float()
+    ring64 = ring.at("cpu", torch.float64)
+    G = ring64.generator("sampler", 50)
+    z = ring.latents(200, seed=11).double()
+    diag = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64) / np.sqrt(2)
+    lc = local_complexity(G, z, radius=h / np.sqrt(2), directions=diag)  # vertices = the 4 corners
+    certified = lc.delta == 0
+    psi = local_descriptors(G, z).psi
+    offsets = torch.tensor([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=torch.float64) * h / 2
+    with torch.no_grad():
+        img = G((z[:, None] + offsets[None]).reshape(-1, 2)).reshape(-1, 4, 2).numpy()
+    img = img - img[:, :1]  # shoelace on coordinates relative to one corner: no cancellation
+    x, y = img[..., 0], img[..., 1]
+    area = 0.5 * np.abs((x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1))
+    rel = np.abs(area / (np.exp(psi) * h * h) - 1)
     frac = certified.mean()
     print(f"certified {certified.sum()}/{len(z)} squares ({frac:.0%}); max rel. error {rel[certified].max():.1e}")
     assert frac >= 0.5

@@ -7,39 +7,38 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import explorer.cli as cli
 import explorer.models
 from explorer.density import GaussianMixtureDensity
+from explorer.models import Capabilities, GenerativeModel, TrainingSet
 
 
-class FakeModel:
+class FakeModel(GenerativeModel):
     """Two blobs with labels; ``log_prob`` is an analytic mixture (stands in for the model likelihood)."""
 
     def __init__(self, with_log_prob: bool = True):
         rng = np.random.default_rng(0)
-        self._X = np.r_[rng.normal(size=(150, 2)) * 0.2, rng.normal(size=(150, 2)) * 0.2 + [2.0, 0.0]]
-        self._y = np.r_[np.zeros(150, int), np.ones(150, int)]
+        X = np.r_[rng.normal(size=(150, 2)) * 0.2, rng.normal(size=(150, 2)) * 0.2 + [2.0, 0.0]]
         self._gmm = GaussianMixtureDensity([[0.0, 0.0], [2.0, 0.0]], 0.2)
-        self.log_p_ref = None
+        self.name, self.weights_hash = "fake/two-blobs", f"fake-two-blobs-{with_log_prob}"
+        self.latent_shape = self.sample_shape = (2,)
+        self.training_set = TrainingSet(X.astype(np.float32), np.r_[np.zeros(150, int), np.ones(150, int)])
+        self.capabilities = Capabilities(likelihoods=("discrete",) if with_log_prob else (), training_set=True)
         self.calls = 0
-        if with_log_prob:
-            self.log_prob = self._log_prob
 
-    def training_data(self):
-        return self._X.astype(np.float32)
+    def generator(self, map="sampler", steps=None, t=None, **condition):
+        return torch.nn.Identity()
 
-    def training_labels(self):
-        return self._y.copy()
-
-    def _log_prob(self, X, method="discrete"):
+    def log_prob(self, X, method="discrete", **kwargs):
         assert method == "discrete"
         self.calls += 1
         return self._gmm(X)
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(monkeypatch, isolated_cache):
     model = FakeModel()
     monkeypatch.setattr(explorer.models, "load_model", lambda spec: model)
     mine = ("geodesics", "convergence", "cluster")

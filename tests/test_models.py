@@ -10,7 +10,7 @@ import torch
 
 from explorer.models import ASSETS, TOY2D_MODELS, load_model
 from explorer.models.datasets import RING_MODES, ring_mode_of, sample_toy2d
-from explorer.models.ddim import step_chain
+from explorer.models.ddim import make_scheduler, step_chain
 from explorer.models.quality import sliced_wasserstein
 from explorer.models.toy2d import builtin_quality, read_points_csv, train_toy2d
 
@@ -48,27 +48,25 @@ def test_interface(ring):
 @pytest.mark.parametrize("steps", [50, 30])
 def test_unrolled_sampler_equals_scheduler_step_loop(ring, steps):
     z = ring.latents(64, seed=1).double()
-    den = ring.denoiser.double()
-    try:
-        with torch.no_grad():
-            ours = ring.generator("sampler", steps)(z)
-            sch = ring.scheduler
-            sch.set_timesteps(steps)
-            x = z.clone()
-            for t in sch.timesteps:
-                x = sch.step(den(x, int(t)), t, x, eta=0.0).prev_sample
-    finally:
-        den.float()
+    r64 = ring.at("cpu", torch.float64)
+    den = r64.eps_model()
+    with torch.no_grad():
+        ours = r64.generator("sampler", steps)(z)
+        sch = make_scheduler(ring.schedule_config)  # a fresh diffusers scheduler, not the model's own
+        sch.set_timesteps(steps)
+        x = z.clone()
+        for t in sch.timesteps:
+            x = sch.step(den(x, int(t)), t, x, eta=0.0).prev_sample
     # diffusers keeps ᾱ in float32, so its step coefficients carry float32 rounding (~1e-7)
     torch.testing.assert_close(ours, x, rtol=1e-5, atol=1e-6)
 
 
 def test_from_t_is_the_trailing_part_of_the_schedule(ring):
-    chain = step_chain(ring.scheduler, 50)
+    chain = step_chain(ring.schedule.scheduler, 50)
     taus = [t for t, _ in chain]
     assert taus[0] == 999 and taus[-1] == 19 and chain[-1][1] == -1
-    assert step_chain(ring.scheduler, 50, t=179) == chain[taus.index(179):]
-    off = step_chain(ring.scheduler, 50, t=185)  # not on the schedule: one step down to 179 first
+    assert step_chain(ring.schedule.scheduler, 50, t=179) == chain[taus.index(179):]
+    off = step_chain(ring.schedule.scheduler, 50, t=185)  # not on the schedule: one step down to 179 first
     assert off[0] == (185, 179) and off[1:] == chain[taus.index(179):]
     z = ring.latents(8, seed=2)
     with torch.no_grad():  # from_t at the first timestep is the whole sampler
@@ -132,10 +130,12 @@ def test_train_on_csv_then_load_by_path(tmp_path):
     data, _ = sample_toy2d("ring", 60, seed=3)
     csv = tmp_path / "mine.csv"
     csv.write_text("x,y\n" + "\n".join(f"{a},{b}" for a, b in data))
-    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "20", "--out", str(tmp_path)]) == 0
+    assert main(["train", "toy2d", "--csv", str(csv), "--iterations", "20", "--out", str(tmp_path),
+                 "--allow-failed-gate"]) == 0  # 20 iterations are far from the quality gate
     path = tmp_path / "toy2d" / "mine.safetensors"
     record = json.loads(path.with_suffix(".json").read_text())
     assert record["dataset"] == "csv:mine.csv" and record["train"]["iterations"] == 20
+    assert record["gate_passed"] is False and record["quality"]["swd_ratio"] > 1.5
     model = load_model(str(path), cache=False)
     np.testing.assert_array_equal(model.training_data(), data)
     assert model.sample(3).shape == (3, 2) and model.weights_hash == record["weights_hash"]

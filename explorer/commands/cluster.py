@@ -8,21 +8,25 @@ Prints the table; --out writes it as CSV with a .json of parameters beside it. E
 from __future__ import annotations
 
 import csv
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from explorer import files
+from explorer.commands import _args
 from explorer.commands._density import add_density_arguments, load_points_and_density
+from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
     add_density_arguments(p)
     p.set_defaults(n=600)
-    p.add_argument("--n-clusters", type=int, default=None, help="clusters (default: number of distinct labels)")
-    p.add_argument("--sigma", type=float, default=None, help="affinity width σ (default: median finite distance)")
-    p.add_argument("--out", type=Path, default=None, help="CSV file for the table (a .json beside it)")
+    p.add_argument("--n-clusters", type=_args.positive_int, default=None,
+                   help="clusters (default: number of distinct labels)")
+    p.add_argument("--sigma", type=_args.positive_float, default=None,
+                   help="affinity width σ (default: median finite distance)")
+    p.add_argument("--out", type=_args.output_file, default=None, help="CSV file for the table (a .json beside it)")
 
 
 def run(args) -> int:
@@ -55,8 +59,8 @@ def run(args) -> int:
             w.writeheader()
             w.writerows(table)
         params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
-        out.with_suffix(".json").write_text(json.dumps(
-            {"command": "cluster", "parameters": params, "density": pd.info, "n_components": int(g.n_components_),
-             "n_infinite_distances": n_inf}, indent=2))
+        files.write_json(out.with_suffix(".json"), stamped(
+                         {"command": "cluster", "parameters": params, "density": pd.info,
+                          "n_components": int(g.n_components_), "n_infinite_distances": n_inf}))
         print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

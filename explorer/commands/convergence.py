@@ -10,23 +10,28 @@ Prints the table; --out writes it as CSV with a .json of parameters beside it. E
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
+from explorer import files
+from explorer.commands import _args
+from explorer.provenance import stamped
+
 
 def add_arguments(p) -> None:
-    p.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000], help="numbers of points")
-    p.add_argument("--lams", type=float, nargs="+", default=[10.0, 0.01], help="λ values (default 10 0.01)")
-    p.add_argument("--p0", type=float, default=1.0, help="p0 (default 1.0)")
-    p.add_argument("--k", type=int, default=None,
+    p.add_argument("--sizes", type=_args.int_at_least(2), nargs="+", default=[250, 500, 1000, 2000],
+                   help="numbers of points")
+    p.add_argument("--lams", type=_args.positive_float, nargs="+", default=[10.0, 0.01],
+                   help="λ values (default 10 0.01)")
+    p.add_argument("--p0", type=_args.positive_float, default=1.0, help="p0 (default 1.0)")
+    p.add_argument("--k", type=_args.positive_int, default=None,
                    help="neighbours of the k-NN graph (default: 10·sqrt(N/250), growing with N)")
-    p.add_argument("--n-quad", type=int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
-    p.add_argument("--ref-grid", type=int, default=401,
+    p.add_argument("--n-quad", type=_args.positive_int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
+    p.add_argument("--ref-grid", type=_args.int_at_least(21), default=401,
                    help="nodes per side of the reference's eikonal grid over the box (default 401)")
-    p.add_argument("--repeats", type=int, default=2, help="draws per size, averaged (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--out", type=Path, default=None, help="CSV file for the table (a .json beside it)")
+    p.add_argument("--repeats", type=_args.positive_int, default=2, help="draws per size, averaged (default 2)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed (default 0)")
+    p.add_argument("--out", type=_args.output_file, default=None, help="CSV file for the table (a .json beside it)")
 
 
 COLUMNS = ["sampling", "lam", "n", "k", "distance", "reference", "rel_error", "rel_error_std", "n_disconnected"]
@@ -57,9 +62,10 @@ def run(args) -> int:
             w.writeheader()
             w.writerows(rows)
         params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
-        out.with_suffix(".json").write_text(json.dumps(
-            {"command": "convergence", "parameters": params, "density": "ring_density() (8 Gaussians, std 0.2)",
-             "reference": "eikonal distance, second-order fast marching on the --ref-grid grid",
-             "seconds": round(time.perf_counter() - t0, 3)}, indent=2))
+        files.write_json(out.with_suffix(".json"), stamped(
+                         {"command": "convergence", "parameters": params,
+                          "density": "ring_density() (8 Gaussians, std 0.2)",
+                          "reference": "eikonal distance, second-order fast marching on the --ref-grid grid",
+                          "seconds": round(time.perf_counter() - t0, 3)}))
         print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

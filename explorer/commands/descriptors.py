@@ -5,76 +5,93 @@ Example:
 
 The plane is the model's whole latent plane for 2-D latents, else the plane through the latents of
 three seeds (``--anchors 0,1,2``; each seed's latent is ``model.latents(1, seed)``).
+
+Diffusers pipelines (``--model FOLDER`` or ``--model org/name``) take ``--map decoder`` (latent models: the VAE
+decoder alone) and conditioning flags, e.g.
+  python -m explorer descriptors --model path/to/sd --map sampler --steps 20 --prompt "a photo of a cat" \\
+      --guidance-scale 7.5 --anchors 0,1,2 --grid 4 --n-directions 8 --out sd.npz
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from explorer import files
+from explorer.commands import _args
+from explorer.commands._condition import add_condition_arguments, condition_from_args
 from explorer.models import DEFAULT_MODEL
+from explorer.provenance import stamped
 
 
 def add_arguments(p) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model spec (default {DEFAULT_MODEL})")
-    p.add_argument("--map", default="sampler", choices=["sampler", "from_t", "denoiser"])
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps S (default 50)")
-    p.add_argument("--t", type=int, default=None, help="timestep for from_t / denoiser, in [0, T)")
-    p.add_argument("--grid", type=int, default=128, help="n for an n × n grid (default 128)")
-    p.add_argument("--extent", type=float, default=3.0, help="half-width of the grid in latent units (default 3)")
-    p.add_argument("--anchors", default=None, help="three latent seeds SEED,SEED,SEED defining the plane")
-    p.add_argument("--n-directions", type=int, default=None, help="sketch size P (default: full Jacobian)")
-    p.add_argument("--radius", type=float, default=None, help="δ's cross-polytope radius (default: spacing/4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sketch / δ directions (default 0)")
+    p.add_argument("--map", default="sampler", choices=["sampler", "from_t", "denoiser", "decoder"])
+    p.add_argument("--steps", type=_args.positive_int, default=50, help="DDIM steps S (default 50)")
+    p.add_argument("--t", type=_args.nonnegative_int, default=None, help="timestep for from_t / denoiser, in [0, T)")
+    p.add_argument("--grid", type=_args.int_at_least(2), default=128, help="n for an n × n grid (default 128)")
+    p.add_argument("--extent", type=_args.positive_float, default=3.0,
+                   help="half-width of the grid in latent units (default 3)")
+    p.add_argument("--anchors", type=_args.seed_list_text(3), default=None,
+                   help="three latent seeds SEED,SEED,SEED defining the plane")
+    p.add_argument("--n-directions", type=_args.positive_int, default=None,
+                   help="sketch size P (default: full Jacobian)")
+    p.add_argument("--radius", type=_args.positive_float, default=None,
+                   help="δ's cross-polytope radius (default: the model's rule, explorer.views.sizes.delta_radius)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed of the sketch / δ directions (default 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--out", type=Path, required=True, help="output .npz (a .json of parameters is written beside)")
+    p.add_argument("--out", type=_args.output_file, required=True,
+                   help="output .npz (a .json of parameters is written beside)")
+    add_condition_arguments(p)
 
 
-def compute(args, progress=None):
-    """The maps for parsed CLI ``args``: (DescriptorMaps, parameter record). Used by the CLI and its test."""
-    from explorer.descriptors import descriptor_maps, latent_plane
+def compute(args):
+    """The maps for parsed CLI ``args``: (arrays, parameter record), through the job the app's worker runs too (the
+    same disk cache: the Local geometry page then opens this plane at once)."""
+    from explorer.jobs.console import run_in_foreground
     from explorer.models import load_model
 
     model = load_model(args.model)
-    dtype = getattr(torch, args.dtype)
-    anchors = None
+    seeds = []
     if args.anchors:
-        seeds = [int(s) for s in args.anchors.split(",")]
+        try:
+            seeds = [int(s) for s in args.anchors.split(",")]
+        except ValueError:
+            raise ValueError(f"--anchors needs three integer seeds SEED,SEED,SEED, got {args.anchors!r}") from None
         if len(seeds) != 3:
             raise ValueError(f"--anchors needs three seeds, got {args.anchors!r}")
-        anchors = torch.stack([model.latent_of_seed(s, torch.float64) for s in seeds])
-    plane = latent_plane(model.latent_shape, anchors=anchors, n=args.grid, extent=args.extent, dtype=dtype)
-    model.denoiser.to(dtype)
-    try:
-        G = model.generator(args.map, steps=args.steps, t=args.t)
-        maps = descriptor_maps(G, plane, radius=args.radius, n_directions=args.n_directions, seed=args.seed,
-                               progress=progress)
-    finally:
-        model.denoiser.float()
+    elif int(np.prod(model.latent_shape)) != 2:
+        raise ValueError(f"a plane in the {int(np.prod(model.latent_shape))}-dimensional latent space of "
+                         f"{args.model} needs --anchors SEED,SEED,SEED")
+    params = {"map": args.map, "steps": args.steps, "t": None if args.map == "sampler" else args.t, "seeds": seeds,
+              "n": args.grid, "extent": args.extent, "n_directions": args.n_directions, "radius": args.radius,
+              "direction_seed": args.seed, "dtype": args.dtype}
+    condition = condition_from_args(args)
+    if condition:
+        params["condition"] = condition
+    if params["t"] is None and args.map in ("from_t", "denoiser"):
+        raise ValueError(f"--map {args.map} needs --t, a timestep in [0, {model.num_train_timesteps})")
+    arrays, cache_record = run_in_foreground("descriptor_plane", model, params)
     record = {"model": args.model, "weights_hash": model.weights_hash, "map": args.map, "steps": args.steps,
-              "t": args.t, "anchors": args.anchors, **maps.params, "P": maps.params["n_directions"]}
-    return maps, record
+              "t": params["t"], "anchors": args.anchors, "condition": condition, "n": args.grid, "extent": args.extent,
+              "radius": float(arrays["radius"]), "n_directions": cache_record["params"]["n_directions"],
+              "P": cache_record["params"]["n_directions"], "seed": args.seed, "dtype": args.dtype,
+              "n_layer_calls": int(arrays["n_layer_calls"]) if "n_layer_calls" in arrays else None,
+              "cache_key": cache_record["key"], "cache_hit": bool(cache_record.get("hit"))}
+    return arrays, record
 
 
 def run(args) -> int:
     start = time.perf_counter()
-
-    def progress(frac: float) -> None:
-        print(f"\r  {frac:6.1%} of {args.grid}×{args.grid} latents", end="", file=sys.stderr, flush=True)
-
-    maps, record = compute(args, progress)
-    print(file=sys.stderr)
-    out = Path(args.out).with_suffix(".npz")
+    arrays, record = compute(args)
+    out = Path(args.out)
+    out = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **maps.maps, u=maps.plane.u, v=maps.plane.v, origin=maps.plane.origin.numpy(),
-             basis=maps.plane.basis.numpy(), anchor_coords=maps.plane.anchor_coords,
-             singular_values=maps.singular_values)
+    keys = ("psi", "nu", "nu_eff", "delta", "n_psi", "u", "v", "origin", "basis", "anchor_coords", "singular_values")
+    np.savez(out, **{k: arrays[k] for k in keys if k in arrays})
     record["seconds"] = round(time.perf_counter() - start, 2)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    files.write_json(out.with_suffix(".json"), stamped(record))
     print(f"wrote {out} and {out.with_suffix('.json')} in {record['seconds']} s")
     return 0

@@ -15,7 +15,6 @@ bench/bench_geodesic_accuracy.py).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -23,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer import files
+from explorer.commands import _args
 from explorer.commands._density import add_density_arguments, load_points_and_density
+from explorer.provenance import stamped
 
 #: Most points of the refined polyline by default (``--refine``).
 DEFAULT_REFINE_POINTS = 64
@@ -37,21 +39,22 @@ REFINE_RESTARTS = 4
 
 def add_arguments(p) -> None:
     add_density_arguments(p, auto_sizes=True)
-    p.add_argument("--source", type=int, default=0, help="index of the start point (default 0)")
-    p.add_argument("--target", type=int, default=1, help="index of the end point (default 1)")
-    p.add_argument("--background", type=int, default=None,
+    p.add_argument("--source", type=_args.nonnegative_int, default=0, help="index of the start point (default 0)")
+    p.add_argument("--target", type=_args.nonnegative_int, default=1, help="index of the end point (default 1)")
+    p.add_argument("--background", type=_args.nonnegative_int, default=None,
                    help="uniform background points over the bounding box, appended after the data, so that a "
                         "geodesic can cross empty regions (default 500 for 2-D models; 0 for image models, where "
                         "a uniform point in the pixel box has density ≈ 0; 0: data only)")
-    p.add_argument("--refine", type=int, default=None,
+    p.add_argument("--refine", type=_args.nonnegative_int, default=None,
                    help="refine the shortest of the graph path and the straight segment under the continuous metric, "
-                        "as a polyline of at most this many points, with gradients of the model's log p (exact almost "
-                        f"everywhere) or of the KDE (default: {DEFAULT_REFINE_POINTS} where the gradient is exact, "
-                        "off for image models, whose gradient is the score's approximation; 0: off)")
-    p.add_argument("--compare", type=int, default=0,
+                        "as a polyline of at most this many points (≥ 3), with gradients of the model's exact log p "
+                        f"(central differences) or of the KDE (default: {DEFAULT_REFINE_POINTS} where the gradient "
+                        "is exact, off for image models, whose gradient is the score's approximation; 0: off)")
+    p.add_argument("--compare", type=_args.nonnegative_int, default=0,
                    help="also write the refined geodesic, the straight line and the latent slerp between source and "
                         "target, each this many points, with log p along each (default 0: off)")
-    p.add_argument("--out", type=Path, required=True, help="output .npz file (a .json of parameters beside it)")
+    p.add_argument("--out", type=_args.output_file, required=True,
+                   help="output .npz file (a .json of parameters beside it)")
 
 
 def run(args) -> int:
@@ -71,7 +74,7 @@ def run(args) -> int:
     n_quad = default_n_quad(lam_rel) if args.n_quad is None else args.n_quad
     n_refine = args.refine
     if n_refine is None:
-        n_refine = DEFAULT_REFINE_POINTS if pd.info.get("gradient") == "exact" else 0
+        n_refine = DEFAULT_REFINE_POINTS if getattr(pd.log_density, "gradient", None) == "exact" else 0
     if n_refine and n_refine < 3:
         raise ValueError(f"--refine must be 0 (off) or at least 3 points; got {n_refine}")
     with warnings.catch_warnings(record=True) as caught:
@@ -95,10 +98,11 @@ def run(args) -> int:
             summary.update(cmp)
             summary.update(length_graph=cmp["geodesic"], length_refined=None, length=cmp["geodesic"])
             if n_refine:
-                if not hasattr(pd.log_density, "torch"):
+                if pd.log_density.torch is None:
                     raise ValueError("--refine needs a torch-differentiable density")
                 t1 = time.perf_counter()
-                best = refine_shortest({"graph": X[path], "straight": X[[s, t]]}, pd.log_density,
+                measure = getattr(pd.log_density, "fn", pd.log_density)  # not disk-cached: points seen once
+                best = refine_shortest({"graph": X[path], "straight": X[[s, t]]}, measure,
                                        pd.log_density.torch, lam=args.lam, p0=args.p0, n_quad=n_quad,
                                        log_p_ref=g.log_p_ref_,
                                        max_step=float(np.linalg.norm(X[t] - X[s])) / MEASURE_PIECES,
@@ -132,7 +136,7 @@ def run(args) -> int:
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")}
     record = {"command": "geodesics", "parameters": params, "density": pd.info, "summary": summary}
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2, default=_jsonable))
+    files.write_json(out.with_suffix(".json"), stamped(record))  # strict JSON: an infinite distance is "inf"
     if not connected:
         print(f"error: points {s} and {t} are not connected ({g.n_components_} components); "
               f"{g.connectivity_.get('fix', '')}. Wrote distances and components to {out}", file=sys.stderr)
@@ -144,11 +148,3 @@ def run(args) -> int:
           f"{summary['graph_c1']:.6g}, Euclidean {summary['euclidean']:.6g}, k = {g.k_}, {n_quad} nodes per edge); "
           f"{g.n_components_} component(s); wrote {out} and .json")
     return 0
-
-
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)

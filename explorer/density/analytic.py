@@ -122,6 +122,8 @@ class KernelDensity:
             bandwidth = (sigma if sigma > 0 else 1.0) * n ** (-1.0 / (D + 4))
         if not (np.isfinite(bandwidth) and bandwidth > 0):
             raise ValueError(f"bandwidth must be a positive number; got {bandwidth}")
+        if float(bandwidth) ** 2 < np.finfo(np.float64).tiny:  # h² underflows: log(2π h²) is undefined
+            raise ValueError(f"bandwidth {bandwidth:g} is too small (its square underflows to 0); use at least 1e-150")
         self.X = X
         self.bandwidth = float(bandwidth)
         self.dim = D

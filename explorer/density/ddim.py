@@ -24,18 +24,20 @@ import torch
 from torch.func import jacfwd, jvp, vmap
 
 from explorer.descriptors.jacobian import value_and_jacobian
-from explorer.models.ddim import step_chain
+from explorer.device import FORWARD_AD_LOCK, compute_device
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 def _as_batch(model, x, dtype) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(dtype)
-    D = int(np.prod(model.sample_shape))
+    """Points in the diffusion's space as a flat CPU batch (M, D) of ``dtype``, checked."""
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x.detach().cpu()).to(dtype)
+    shape = model.diffusion_shape
+    D = int(np.prod(shape))
     if x.ndim == 1 and x.shape[0] == D:
         x = x[None]
     if x.ndim < 2 or int(np.prod(x.shape[1:])) != D:
-        raise ValueError(f"x must be (M, {D}) or (M, {', '.join(map(str, model.sample_shape))}), "
+        raise ValueError(f"x must be (M, {D}) or (M, {', '.join(map(str, shape))}), "
                          f"got {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError("x holds non-finite values (NaN or inf)")
@@ -55,25 +57,30 @@ def log_normal(z: torch.Tensor) -> torch.Tensor:
 
 
 class DDIMStepInverse:
-    """Inverts x_s = c1 x_t + c2 ε_θ(x_t, t) by Newton's method with backtracking; also log|det J_step|."""
+    """Inverts x_s = c1 x_t + c2 ε_θ(x_t, t) by Newton's method with backtracking; also log|det J_step|.
+
+    ``model``: a diffusion model (or its view: the computation runs where the view's networks are).
+    """
 
     def __init__(self, model, t: int, s: int, tol: float, max_iter: int = 20):
         self.model, self.t, self.tol, self.max_iter = model, int(t), tol, max_iter
-        self.c1, self.c2 = step_coefficients(model.alphas_cumprod, t, s)
+        self.net = model.eps_model()
+        self.shape = tuple(model.diffusion_shape)
+        self.fast = bool(model.capabilities.step_jacobian)
+        self.c1, self.c2 = step_coefficients(model.schedule.alphas_cumprod, t, s)
 
     def F_and_J(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(J_F(x), F(x)) with F(x) = c1 x + c2 ε_θ(x, t): by the denoiser's own ``eps_and_jacobian`` when it
-        has one (the built-in MLP), else by ``vmap`` over ``jvp``."""
-        den = self.model.denoiser
-        if hasattr(den, "eps_and_jacobian") and len(self.model.sample_shape) == 1:
-            eps, Je = den.eps_and_jacobian(x, self.t)
-            eye = torch.eye(x.shape[1], dtype=x.dtype)
+        """(J_F(x), F(x)) with F(x) = c1 x + c2 ε_θ(x, t): by the ε-model's own ``eps_and_jacobian`` when the
+        model has that capability (the built-in MLP), else by ``vmap`` over ``jvp``."""
+        if self.fast:
+            eps, Je = self.net.eps_and_jacobian(x, self.t)
+            eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
             return self.c1 * eye + self.c2 * Je, self.c1 * x + self.c2 * eps
         F, J = value_and_jacobian(self.forward_step, x)
         return J, F
 
     def eps(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.denoiser(x.reshape(len(x), *self.model.sample_shape), self.t).reshape(len(x), -1)
+        return self.net(x.reshape(len(x), *self.shape), self.t).reshape(len(x), -1)
 
     def forward_step(self, x: torch.Tensor) -> torch.Tensor:
         return self.c1 * x + self.c2 * self.eps(x)
@@ -94,8 +101,8 @@ class DDIMStepInverse:
             if len(todo) == 0:
                 break
             delta = torch.linalg.solve(J[todo], (Fx - x_s)[todo])
-            step = torch.ones(len(todo), 1, dtype=x.dtype)
-            pending = torch.arange(len(todo))
+            step = torch.ones(len(todo), 1, dtype=x.dtype, device=x.device)
+            pending = torch.arange(len(todo), device=x.device)
             for _ in range(5):  # accept a step once it lowers the residual, else halve it
                 idx = todo[pending]
                 cand = x[idx] - step[pending] * delta[pending]
@@ -121,24 +128,22 @@ def discrete_log_prob(model, x, steps: int | None = None, dtype: torch.dtype = t
     steps = model.default_steps if steps is None else int(steps)
     X = _as_batch(model, x, dtype)
     tol = tol if tol is not None else (1e-5 if dtype == torch.float32 else 1e-11)
-    chain = step_chain(model.scheduler, steps)
-    den_dtype = next(model.denoiser.parameters()).dtype
-    model.denoiser.to(dtype)
-    try:
-        inverses = [DDIMStepInverse(model, t, s, tol) for t, s in chain]
-        outs = []
-        with torch.no_grad():
-            for start in range(0, len(X), batch_size):
-                xs = X[start:start + batch_size]
-                total = torch.zeros(len(xs), dtype=torch.float64)
-                worst = torch.zeros(len(xs), dtype=torch.float64)
-                for inv in reversed(inverses):  # x_0 → x_T, undoing the last step first
-                    xs, logdet, res = inv(xs)
-                    total += logdet
-                    worst = torch.maximum(worst, res.double() / (1 + xs.abs().amax(1).double()))
-                outs.append((log_normal(xs) - total, xs, total, worst))
-    finally:
-        model.denoiser.to(den_dtype)
+    view = model.at(compute_device(), dtype)
+    inverses = [DDIMStepInverse(view, t, s, tol) for t, s in view.schedule.chain(steps)]
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            xs = X[start:start + batch_size].to(view.device)
+            total = torch.zeros(len(xs), dtype=torch.float64, device=view.device)
+            worst = torch.zeros(len(xs), dtype=torch.float64, device=view.device)
+            for inv in reversed(inverses):  # x_0 → x_T, undoing the last step first
+                xs, logdet, res = inv(xs)
+                total += logdet
+                worst = torch.maximum(worst, res.double() / (1 + xs.abs().amax(1).double()))
+            outs.append(tuple(t.cpu() for t in (log_normal(xs) - total, xs, total, worst)))
+    if not outs:
+        empty = torch.zeros(0, dtype=torch.float64)
+        outs = [(empty, torch.zeros(0, X.shape[1], dtype=dtype), empty, empty)]
     logp, z, psi, worst = (torch.cat(o) for o in zip(*outs, strict=True))
     failed = worst > 10 * tol
     if failed.any():
@@ -147,7 +152,7 @@ def discrete_log_prob(model, x, steps: int | None = None, dtype: torch.dtype = t
         logp = torch.where(failed, torch.full_like(logp, float("nan")), logp)
     logp = logp.numpy()
     if return_details:
-        return logp, z.reshape(len(z), *model.sample_shape), psi.numpy(), worst.numpy()
+        return logp, z.reshape(len(z), *model.diffusion_shape), psi.numpy(), worst.numpy()
     return logp
 
 
@@ -191,21 +196,25 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
     """
     X = _as_batch(model, x, dtype)
     D = X.shape[1]
-    shape = model.sample_shape
-    sched = SigmaSchedule(model.alphas_cumprod)
+    shape = model.diffusion_shape
+    sched = SigmaSchedule(model.schedule.alphas_cumprod)
     sigmas = sched.sigma_at(np.linspace(-1.0, model.num_train_timesteps - 1, n_steps + 1))
     a_T = 1.0 / (1.0 + float(sigmas[-1]) ** 2)
     exact = D <= exact_max_dim
-    den_dtype = next(model.denoiser.parameters()).dtype
-    model.denoiser.to(dtype)
+    view = model.at(compute_device(), dtype)
+    net, device = view.eps_model(), view.device
 
     def velocity(xbar, sigma):
         t = sched.t_at(sigma)
         x = xbar / math.sqrt(1.0 + sigma * sigma)
         tt = torch.full((len(xbar),), t, dtype=torch.float64)
-        return model.denoiser(x.reshape(len(xbar), *shape), tt).reshape(len(xbar), -1)
+        return net(x.reshape(len(xbar), *shape), tt).reshape(len(xbar), -1)
 
     def vel_and_div(xbar, sigma, probes):
+        with FORWARD_AD_LOCK:
+            return _vel_and_div(xbar, sigma, probes)
+
+    def _vel_and_div(xbar, sigma, probes):
         if exact:
             J = vmap(jacfwd(lambda xi: velocity(xi[None], sigma)[0]))(xbar)
             return velocity(xbar, sigma), torch.diagonal(J, dim1=1, dim2=2).sum(1).double(), 0.0
@@ -218,49 +227,51 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
         return v, ests.mean(1), ests.var(1) / probes.shape[1]
 
     outs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(X), batch_size):
-                xb = X[start:start + batch_size].clone()
-                if exact:
-                    probes = None
-                elif shared_probes:
-                    rng = np.random.default_rng(seed)
-                    probes = torch.from_numpy(rng.choice([-1.0, 1.0], size=(1, n_probes, D))).expand(len(xb), -1, -1)
-                else:
-                    probes = _point_probes(xb.double().numpy(), n_probes, seed)
-                div_int = torch.zeros(len(xb), dtype=torch.float64)
-                var_int = torch.zeros(len(xb), dtype=torch.float64)
-                for i in range(n_steps):
-                    s0, s1 = float(sigmas[i]), float(sigmas[i + 1])
-                    h, sm = s1 - s0, (s0 + s1) / 2
-                    k1, d1, v1 = vel_and_div(xb, s0, probes)
-                    k2, d2, v2 = vel_and_div(xb + h / 2 * k1, sm, probes)
-                    k3, d3, v3 = vel_and_div(xb + h / 2 * k2, sm, probes)
-                    k4, d4, v4 = vel_and_div(xb + h * k3, s1, probes)
-                    xb = xb + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-                    div_int += h / 6 * (d1 + 2 * d2 + 2 * d3 + d4)
-                    var_int += (h / 6) ** 2 * (v1 + 4 * v2 + 4 * v3 + v4)
-                x_T = xb.double() * math.sqrt(a_T)
-                outs.append((log_normal(x_T) + 0.5 * D * math.log(a_T) + div_int, var_int.sqrt()))
-    finally:
-        model.denoiser.to(den_dtype)
-    logp = torch.cat([o[0] for o in outs]).numpy()
-    std = torch.cat([o[1] for o in outs]).numpy()
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            xb = X[start:start + batch_size].clone()
+            if exact:
+                probes = None
+            elif shared_probes:
+                rng = np.random.default_rng(seed)
+                probes = torch.from_numpy(rng.choice([-1.0, 1.0], size=(1, n_probes, D))).expand(len(xb), -1, -1)
+            else:
+                probes = _point_probes(xb.double().numpy(), n_probes, seed)
+            xb = xb.to(device)
+            probes = None if probes is None else probes.to(device)
+            div_int = torch.zeros(len(xb), dtype=torch.float64, device=device)
+            var_int = torch.zeros(len(xb), dtype=torch.float64, device=device)
+            for i in range(n_steps):
+                s0, s1 = float(sigmas[i]), float(sigmas[i + 1])
+                h, sm = s1 - s0, (s0 + s1) / 2
+                k1, d1, v1 = vel_and_div(xb, s0, probes)
+                k2, d2, v2 = vel_and_div(xb + h / 2 * k1, sm, probes)
+                k3, d3, v3 = vel_and_div(xb + h / 2 * k2, sm, probes)
+                k4, d4, v4 = vel_and_div(xb + h * k3, s1, probes)
+                xb = xb + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+                div_int += h / 6 * (d1 + 2 * d2 + 2 * d3 + d4)
+                var_int += (h / 6) ** 2 * (v1 + 4 * v2 + 4 * v3 + v4)
+            x_T = xb.double() * math.sqrt(a_T)
+            outs.append(((log_normal(x_T) + 0.5 * D * math.log(a_T) + div_int).cpu(), var_int.sqrt().cpu()))
+    empty = torch.zeros(0, dtype=torch.float64)
+    logp = torch.cat([o[0] for o in outs] or [empty]).numpy()
+    std = torch.cat([o[1] for o in outs] or [empty]).numpy()
     return (logp, std) if return_std else logp
 
 
 def sampler_jacobian(model, z: torch.Tensor, steps: int | None = None) -> torch.Tensor:
     """J_G(z) = Π_steps J_step (M, D, D) of the S-step DDIM sampler at latents z (M, D), by the chain rule
-    over the step Jacobians c1 I + c2 ∂ε_θ/∂x_t (the MLP's fast path, else forward-mode AD)."""
+    over the step Jacobians c1 I + c2 ∂ε_θ/∂x_t (the MLP's fast path, else forward-mode AD). Runs on the view of
+    ``model`` in z's dtype on the compute device; returns a CPU tensor."""
     steps = model.default_steps if steps is None else int(steps)
-    x = z.reshape(len(z), -1)
-    J = torch.eye(x.shape[1], dtype=x.dtype).expand(len(x), -1, -1)
+    view = model.at(compute_device(), z.dtype)
+    x = z.reshape(len(z), -1).to(view.device)
+    J = torch.eye(x.shape[1], dtype=x.dtype, device=x.device).expand(len(x), -1, -1)
     with torch.no_grad():
-        for t, s in step_chain(model.scheduler, steps):
-            Js, x = DDIMStepInverse(model, t, s, tol=0.0).F_and_J(x)
+        for t, s in view.schedule.chain(steps):
+            Js, x = DDIMStepInverse(view, t, s, tol=0.0).F_and_J(x)
             J = Js @ J
-    return J
+    return J.cpu()
 
 
 class _DiscreteLogProb(torch.autograd.Function):
@@ -280,12 +291,7 @@ class _DiscreteLogProb(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (z,) = ctx.saved_tensors
-        den_dtype = next(ctx.model.denoiser.parameters()).dtype
-        ctx.model.denoiser.to(torch.float64)
-        try:
-            J = sampler_jacobian(ctx.model, z, ctx.steps)
-        finally:
-            ctx.model.denoiser.to(den_dtype)
+        J = sampler_jacobian(ctx.model, z, ctx.steps)
         grad = torch.linalg.solve(J.transpose(1, 2), -z.unsqueeze(-1)).squeeze(-1)
         grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
         return grad * grad_out.unsqueeze(-1), None, None

@@ -19,10 +19,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from explorer.device import compute_device
+
 
 def score_timestep(model, sigma: float = 0.1) -> int:
     """The first timestep t with σ_t = sqrt((1 − ᾱ_t)/ᾱ_t) ≥ ``sigma``."""
-    a = model.alphas_cumprod.double()
+    a = model.schedule.alphas_cumprod.double()
     s = ((1 - a) / a).sqrt()
     idx = torch.nonzero(s >= sigma).flatten()
     if not len(idx):
@@ -31,15 +33,13 @@ def score_timestep(model, sigma: float = 0.1) -> int:
 
 
 def model_score(model, x: torch.Tensor, t: int) -> torch.Tensor:
-    """s_θ(x, t) = −sqrt(ᾱ_t) ε_θ(sqrt(ᾱ_t) x, t)/sqrt(1 − ᾱ_t) for flat x (M, D), in x's dtype."""
-    a = float(model.alphas_cumprod.double()[t])
-    den_dtype = next(model.denoiser.parameters()).dtype
-    model.denoiser.to(x.dtype)
-    try:
-        with torch.no_grad():
-            eps = model.denoiser(math.sqrt(a) * x.reshape(len(x), *model.sample_shape), t).reshape(len(x), -1)
-    finally:
-        model.denoiser.to(den_dtype)
+    """s_θ(x, t) = −sqrt(ᾱ_t) ε_θ(sqrt(ᾱ_t) x, t)/sqrt(1 − ᾱ_t) for flat x (M, D), in x's dtype (computed on the
+    compute device, returned on x's device)."""
+    a = float(model.schedule.alphas_cumprod.double()[t])
+    view = model.at(compute_device(), x.dtype)
+    with torch.no_grad():
+        xin = math.sqrt(a) * x.reshape(len(x), *model.diffusion_shape).to(view.device)
+        eps = view.eps_model()(xin, t).reshape(len(x), -1).to(x.device)
     return -eps * math.sqrt(a / (1 - a))
 
 

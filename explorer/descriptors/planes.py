@@ -9,6 +9,7 @@ import torch
 
 from explorer.descriptors.complexity import local_complexity
 from explorer.descriptors.local import local_descriptors
+from explorer.errors import UserError, require_memory
 
 
 @dataclass
@@ -56,8 +57,21 @@ def latent_plane(latent_shape, anchors=None, origin=None, directions=None, n: in
     latent plane itself with its standard axes."""
     latent_shape = tuple(latent_shape)
     d = int(np.prod(latent_shape))
-    if n < 2 or not extent > 0:
-        raise ValueError(f"need n ≥ 2 and extent > 0, got n={n}, extent={extent}")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2 or not (np.isfinite(extent) and extent > 0):
+        raise UserError(f"need an integer n ≥ 2 and a finite extent > 0, got n={n!r}, extent={extent!r}")
+    n = int(n)
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    require_memory(float(n) * n * (4 * 8 + d * (8 + itemsize)), f"a {n} × {n} latent plane in {d} dimensions",
+                   "lower the grid size (n, --grid)")
+    for name, value in (("anchors", anchors), ("origin", origin), ("directions", directions)):
+        if value is None:
+            continue
+        value = torch.as_tensor(value, dtype=torch.float64)
+        if not torch.isfinite(value).all():
+            raise UserError(f"{name} hold NaN or infinite values")
+        if value.numel() and float(value.abs().max()) > 1e150:  # squares overflow float64
+            raise UserError(f"{name} are too large (|z| up to {float(value.abs().max()):.3g}); use latents of "
+                            "moderate size")
     if anchors is not None:
         A = torch.as_tensor(anchors, dtype=torch.float64).reshape(-1, d)
         if A.shape[0] != 3:
@@ -74,6 +88,14 @@ def latent_plane(latent_shape, anchors=None, origin=None, directions=None, n: in
     else:
         raise ValueError(f"a plane in a {d}-dimensional latent space needs three anchors or an origin and "
                          "two directions")
+    if not (torch.isfinite(basis).all() and torch.allclose(basis.norm(dim=1), torch.ones(2, dtype=basis.dtype))):
+        raise UserError("the plane's directions cannot be normalised in float64 (anchors or directions too large); "
+                        "use latents of moderate size")
+    scale = float(o.abs().max())
+    spacing = 2.0 * extent / (n - 1)
+    if scale * torch.finfo(dtype).eps >= spacing:  # o + u·e rounds to about o: a "plane" of one point
+        raise UserError(f"the plane's origin is too far from 0 (|z| up to {scale:.3g}) to resolve a grid spacing of "
+                        f"{spacing:.3g} in {str(dtype).replace('torch.', '')}; use latents of moderate size")
     u = np.linspace(-extent, extent, n)
     V, U = np.meshgrid(u, u, indexing="ij")
     coeffs = torch.from_numpy(np.stack([U.ravel(), V.ravel()], 1))
@@ -95,19 +117,22 @@ class DescriptorMaps:
 
 def descriptor_maps(G, plane: LatentPlane, radius: float | None = None, directions=None,
                     n_directions: int | None = None, seed: int = 0, rank_tol: float = 1e-3,
-                    psi_floor: float = 1e-8, progress=None) -> DescriptorMaps:
+                    psi_floor: float = 1e-8, progress=None, svd: str = "sketch") -> DescriptorMaps:
     """All descriptors over the plane's grid. δ uses a cross-polytope of ``radius`` (default:
-    1/4 of the grid spacing) and the same directions as ψ/ν when they are sketched."""
+    1/4 of the grid spacing) and the same directions as ψ/ν when they are sketched. ``svd``: ψ/ν from the sketch's
+    singular values, or from J's top ``n_directions`` by a randomized SVD (``local_descriptors``; ``params["svd"]``
+    records which)."""
     n = plane.n
     spacing = float(plane.u[1] - plane.u[0])
     radius = spacing / 4 if radius is None else float(radius)
     half = (lambda k: (lambda done, total: progress(done / total / 2 + k / 2))) if progress else (lambda k: None)
     desc = local_descriptors(G, plane.latents, directions, n_directions, seed, rank_tol, psi_floor,
-                             progress=half(0))
+                             progress=half(0), svd=svd)
     lc = local_complexity(G, plane.latents, radius, directions, n_directions, seed, progress=half(1))
     maps = {"psi": desc.psi, "nu": desc.nu, "nu_eff": desc.nu_eff, "delta": lc.delta, "n_psi": desc.n_psi}
     maps = {k: np.asarray(v).reshape(n, n) for k, v in maps.items()}
     params = {"n": n, "extent": float(plane.u[-1]), "radius": radius, "n_directions": desc.n_directions,
-              "seed": seed, "rank_tol": rank_tol, "psi_floor": psi_floor, "n_layer_calls": lc.n_layer_calls,
+              "seed": seed, "svd": desc.svd, "rank_tol": rank_tol, "psi_floor": psi_floor,
+              "n_layer_calls": lc.n_layer_calls,
               "dtype": str(plane.latents.dtype).replace("torch.", "")}
     return DescriptorMaps(plane, maps, desc.singular_values, params)

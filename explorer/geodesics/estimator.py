@@ -17,6 +17,7 @@ import numpy as np
 from scipy.sparse.csgraph import dijkstra
 
 from explorer.density.analytic import as_points
+from explorer.errors import UserError, require_memory
 from explorer.geodesics import baselines
 from explorer.geodesics.graph import (
     CSRLayout,
@@ -42,6 +43,19 @@ def _positive(value, name: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number; got {value!r}")
     return value
+
+
+def _count(value, name: str, lo: int = 1) -> int:
+    """``value`` as an int ≥ ``lo`` (integral floats allowed); a one-sentence UserError otherwise."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+    if not ok or not float(value).is_integer() or value < lo:
+        raise UserError(f"{name} must be an integer >= {lo}; got {value!r}")
+    return int(value)
+
+
+def _quadrature_bytes(n: int) -> float:
+    """Memory of the n-point Gauss–Legendre rule (NumPy solves an n × n eigenproblem)."""
+    return 3.0 * 8 * n * n
 
 
 def evaluate_log_density(log_density: LogDensity, P: np.ndarray, batch_size: int) -> np.ndarray:
@@ -95,26 +109,38 @@ class GenerativeGeodesics:
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
+        """Every parameter, with one sentence naming it when it is wrong (called by ``fit``)."""
         _positive(self.lam, "lam")
         _positive(self.p0, "p0")
+        if not isinstance(self.relative, bool | np.bool_):
+            raise UserError(f"relative must be True or False; got {self.relative!r}")
         if self.graph not in ("knn", "epsilon"):
             raise ValueError(f"graph must be 'knn' or 'epsilon'; got {self.graph!r}")
-        if self.graph == "knn" and self.k is not None and (int(self.k) != self.k or self.k < 1):
-            raise ValueError(f"k must be a positive integer or None (default_k); got {self.k!r}")
+        if self.graph == "knn" and self.k is not None:
+            _count(self.k, "k")
         if self.graph == "epsilon":
             if self.eps is None:
                 raise ValueError("eps is required when graph='epsilon'")
             _positive(self.eps, "eps")
-        if int(self.n_quad) != self.n_quad or self.n_quad < 1:
-            raise ValueError(f"n_quad must be a positive integer; got {self.n_quad!r}")
-        if self.n_straight < 64:
-            raise ValueError(f"n_straight must be at least 64; got {self.n_straight!r}")
-        if self.relative:
-            if self.log_p_ref is None:
-                raise ValueError("relative=True needs log_p_ref (log of the reference density p_ref, e.g. the "
-                                 "model's log_p_ref: the median log p of its training data)")
-            if not math.isfinite(float(self.log_p_ref)):
-                raise ValueError(f"log_p_ref must be finite; got {self.log_p_ref!r}")
+        elif self.eps is not None:
+            _positive(self.eps, "eps")
+        _count(self.n_quad, "n_quad")
+        _count(self.n_straight, "n_straight", 64)
+        _count(self.batch_size, "batch_size")
+        _count(self.max_matrix_points, "max_matrix_points", 2)
+        for n, name in ((self.n_quad, "n_quad"), (self.n_straight, "n_straight")):
+            require_memory(_quadrature_bytes(int(n)), f"a {int(n)}-node Gauss–Legendre rule ({name})",
+                           f"lower {name}")
+        if self.log_p_ref is not None:
+            try:
+                finite = math.isfinite(float(self.log_p_ref))
+            except (TypeError, ValueError):
+                finite = False
+            if not finite:
+                raise UserError(f"log_p_ref must be a finite number; got {self.log_p_ref!r}")
+        elif self.relative:
+            raise ValueError("relative=True needs log_p_ref (log of the reference density p_ref, e.g. the "
+                             "model's log_p_ref: the median log p of its training data)")
 
     def fit(self, X, log_density: LogDensity) -> GenerativeGeodesics:
         """Build the graph on ``X`` (``(N, D)``), evaluate and cache log p at nodes and quadrature points."""
@@ -132,17 +158,20 @@ class GenerativeGeodesics:
         n = len(self.nodes_)
         if n < 2:
             raise ValueError("X holds fewer than 2 distinct points")
-        self.k_ = (None if self.graph != "knn" else default_k(n) if self.k is None else int(self.k))
+        self.k_ = None if self.graph != "knn" else default_k(n) if self.k is None else int(self.k)
         self.edges_ = knn_edges(self.nodes_, self.k_) if self.graph == "knn" else epsilon_edges(self.nodes_, self.eps)
+        E, D, nq = len(self.edges_), X.shape[1], int(self.n_quad)
+        require_memory(8.0 * (2 * E * nq * (D + 1) + 2 * E * D) + _quadrature_bytes(nq),
+                       f"log p at {E} edges × {nq} quadrature nodes in {D} dimensions", "lower n_quad or k")
         A, B = self.nodes_[self.edges_[:, 0]], self.nodes_[self.edges_[:, 1]]
         self.edge_lengths_ = np.linalg.norm(B - A, axis=1)
-        self._t_quad, self._w_quad = gauss_legendre_01(self.n_quad)
+        self._t_quad, self._w_quad = gauss_legendre_01(nq)
         Q = (A[:, None, :] + self._t_quad[None, :, None] * (B - A)[:, None, :]).reshape(-1, X.shape[1])
         log_p = evaluate_log_density(log_density, np.concatenate([self.nodes_, Q]), int(self.batch_size))
         self.log_density_ = log_density
         self.n_density_evals_ = len(log_p)
         self.log_p_nodes_ = log_p[:n]
-        self.log_p_quad_ = log_p[n:].reshape(len(self.edges_), self.n_quad)
+        self.log_p_quad_ = log_p[n:].reshape(E, nq)
         self.log_p_ref_ = float(self.log_p_ref) if self.relative else 0.0
         self._layout = CSRLayout.from_edges(self.edges_, n)
         self._unit_graph = self._layout.matrix(self.edge_lengths_)

@@ -40,11 +40,6 @@ def trapezoid_01(m: int) -> tuple[np.ndarray, np.ndarray]:
     return t, w
 
 
-def segment_points(A: np.ndarray, B: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Points x = a + t_q (b − a) on each segment: ``(E, Q, D)`` from ``A, B`` ``(E, D)`` and ``t`` ``(Q,)``."""
-    return A[:, None, :] + t[None, :, None] * (B - A)[:, None, :]
-
-
 def default_n_quad(lam_relative: float) -> int:
     """Gauss–Legendre nodes per edge for λ in units of p_ref: 3 for λ ≥ 1, 5 below.
 

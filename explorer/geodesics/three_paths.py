@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from explorer.device import compute_device
 from explorer.geodesics.interpolation import profile_along, refine_shortest, resample_polyline, straight_line
 
 
@@ -36,15 +37,12 @@ def slerp(z_a, z_b, n: int) -> np.ndarray:
 
 
 def _generate(model, z: np.ndarray, steps: int | None) -> np.ndarray:
-    """G(z) for latents z (n, d), in float64, as (n, D) rows."""
-    G = model.generator("sampler", steps)
-    den_dtype = next(model.denoiser.parameters()).dtype
-    model.denoiser.to(torch.float64)
-    try:
-        with torch.no_grad():
-            return G(torch.from_numpy(z).reshape(len(z), *model.latent_shape)).reshape(len(z), -1).numpy()
-    finally:
-        model.denoiser.to(den_dtype)
+    """G(z) for latents z (n, d), in float64 on the compute device (``model.at``), as (n, D) rows."""
+    view = model.at(compute_device(), torch.float64)
+    G = view.generator("sampler", steps)
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(z)).reshape(len(z), *model.latent_shape).to(view.device)
+        return G(x).reshape(len(z), -1).cpu().numpy()
 
 
 def _latents(model, x_a, x_b, steps: int | None):

@@ -13,6 +13,7 @@ Scheduler conventions are pinned (SCHEDULER_CONVENTIONS): no clipping of x̂_0, 
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from diffusers import DDIMScheduler
@@ -40,6 +41,34 @@ def schedule_timesteps(scheduler: DDIMScheduler, steps: int) -> list[int]:
         raise ValueError(f"steps must be in [1, {T}], got {steps}")
     scheduler.set_timesteps(steps)
     return [int(t) for t in scheduler.timesteps]
+
+
+class NoiseSchedule:
+    """A DDPM noise schedule ᾱ_t (t = 0 … T−1) with the DDIM conventions pinned (SCHEDULER_CONVENTIONS).
+
+    ``alphas_cumprod``: float64 CPU tensor; ``chain(steps, t)``: the (t, s) pairs of the S-step DDIM sampler
+    (see ``step_chain``); ``scheduler``: the diffusers DDIMScheduler it is read from.
+    """
+
+    def __init__(self, config_or_scheduler):
+        if isinstance(config_or_scheduler, DDIMScheduler):
+            self.scheduler = config_or_scheduler
+        else:
+            self.scheduler = make_scheduler(dict(config_or_scheduler))
+        self.alphas_cumprod = self.scheduler.alphas_cumprod.double().clone()
+        self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
+        self._lock = threading.Lock()
+
+    def chain(self, steps: int, t: int | None = None) -> list[tuple[int, int]]:
+        with self._lock:  # set_timesteps mutates the scheduler
+            return step_chain(self.scheduler, steps, t)
+
+    def timesteps(self, steps: int) -> list[int]:
+        with self._lock:
+            return schedule_timesteps(self.scheduler, steps)
+
+    def __repr__(self) -> str:
+        return f"NoiseSchedule(T={self.num_train_timesteps})"
 
 
 def step_chain(scheduler: DDIMScheduler, steps: int, t: int | None = None) -> list[tuple[int, int]]:
@@ -81,6 +110,10 @@ class DDIMChain(nn.Module):
     @property
     def steps(self) -> int:
         return len(self.chain)
+
+    def probe(self, x: torch.Tensor) -> torch.Tensor:
+        """One step's ε (what ``explorer.device.activation_bytes`` measures instead of the whole chain)."""
+        return self.denoiser(x, self.chain[0][0]) if self.chain else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for (t, _), (sq1m_t, sq_t, sq_s, sq1m_s) in zip(self.chain, self.coeffs, strict=True):

@@ -10,7 +10,8 @@ x = v/8 − 1 and flattened, so d = D = 64 and a full Jacobian is 64 directions.
 
 Quality is gated by a digit classifier fitted on the training images (``digit_classifier``): the
 fraction of samples it names with probability ≥ ``CONFIDENT`` (the held-out real digits reach about
-98% at the same bar).
+98% at the same bar), and by the memorized fraction (``GATES``; ``gate``): training writes a model only
+when it passes, unless asked to write a failed one (its record then says ``"gate_passed": false``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer import files
 from explorer.images import to_grey
 from explorer.models.diffusion import DiffusionModel
-from explorer.models.training import train_ddpm
-from explorer.models.weights import save_model_files
+from explorer.models.training import apply_gate, train_ddpm
+from explorer.models.weights import check_target, save_model_files
 
 VARIANTS = ("full", "memorized")
 IMAGE_SHAPE = (8, 8)
@@ -33,6 +35,11 @@ N_MEMORIZED = 48
 SPLIT_SEED = 0
 DEFAULT_STEPS = 20
 CONFIDENT = 0.8
+#: Each variant's gate on ``n_check`` samples (README): (figure, "min" or "max", bar).
+GATES = {
+    "full": (("confident_fraction", "min", 0.8), ("memorized_fraction", "max", 0.2)),
+    "memorized": (("memorized_fraction", "min", 0.8),),
+}
 #: The pages' and CLI's likelihood for digit models (``log_prob`` keywords): the probability-flow ODE, 20 RK4
 #: steps, 2 Rademacher probes for the divergence, the same probes for every point, so that log p is a smooth
 #: function of x (per-point probes make it jump by about a nat between neighbouring points, and the geodesic
@@ -71,13 +78,6 @@ def training_indices(variant: str) -> np.ndarray:
         raise ValueError(f"unknown digits variant {variant!r}; valid: {', '.join(VARIANTS)}")
     train, _ = split_indices()
     return train if variant == "full" else train[:N_MEMORIZED]
-
-
-def heldout_images() -> tuple[np.ndarray, np.ndarray]:
-    """The held-out digits (never trained on by either model) and their labels."""
-    X, y = digit_images()
-    _, held = split_indices()
-    return X[held], y[held]
 
 
 def digit_classifier(seed: int = 0):
@@ -125,29 +125,54 @@ def train_digits(variant: str, seed: int = 0, iterations: int | None = None, pro
     return model
 
 
-def train_builtin(variant: str, out_dir: Path, seed: int = 0, iterations: int | None = None,
-                  progress=None, n_check: int = 512) -> dict:
-    """Train ``digits/<variant>`` and write it with ``write_builtin``; returns the JSON record."""
+def gate(variant: str, quality: dict) -> tuple[bool, str]:
+    """(passed, verdict) of a digit model's ``quality`` record against ``GATES[variant]``."""
+    passed, parts = True, []
+    for figure, kind, bar in GATES[variant]:
+        value = quality[figure]
+        ok = value >= bar if kind == "min" else value <= bar
+        passed &= bool(ok)
+        parts.append(f"{figure} {value:.3g} {('>=' if ok else '<') if kind == 'min' else ('<=' if ok else '>')} {bar}")
+    return passed, ", ".join(parts)
+
+
+def _stem(variant: str, out_dir: Path | None) -> Path:
+    return Path(files.user_models_dir() if out_dir is None else out_dir) / "digits" / variant
+
+
+def train_builtin(variant: str, out_dir: Path | None = None, seed: int = 0, iterations: int | None = None,
+                  progress=None, n_check: int = 512, *, overwrite: bool = False, replace_builtin: bool = False,
+                  allow_failed_gate: bool = False) -> dict:
+    """Train ``digits/<variant>`` and write it with ``write_builtin`` (default ``out_dir``: the user's models
+    folder); a target ``write_builtin`` would refuse is refused before training. Returns the JSON record."""
+    training_indices(variant)  # validates the variant
+    check_target(_stem(variant, out_dir), overwrite, replace_builtin)
     start = time.perf_counter()
     model = train_digits(variant, seed=seed, iterations=iterations, progress=progress)
-    return write_builtin(model, variant, out_dir, time.perf_counter() - start, n_check)
+    return write_builtin(model, variant, out_dir, time.perf_counter() - start, n_check, overwrite=overwrite,
+                         replace_builtin=replace_builtin, allow_failed_gate=allow_failed_gate)
 
 
-def write_builtin(model: DiffusionModel, variant: str, out_dir: Path, seconds: float, n_check: int = 512) -> dict:
-    """Check a trained digit model (classifier and memorization on ``n_check`` samples of seed 12345,
-    log p_ref) and write it to ``out_dir/digits/<variant>``; returns the JSON record."""
+def write_builtin(model: DiffusionModel, variant: str, out_dir: Path | None, seconds: float, n_check: int = 512, *,
+                  overwrite: bool = False, replace_builtin: bool = False, allow_failed_gate: bool = False) -> dict:
+    """Check a trained digit model (classifier and memorization on ``n_check`` samples of seed 12345, against
+    ``GATES``; log p_ref) and write it to ``out_dir/digits/<variant>``; returns the JSON record. A model that
+    fails the gate is written only with ``allow_failed_gate``; see ``weights.check_target`` for the targets
+    refused."""
     from explorer.models.toy2d import reference_log_density
 
     samples = model.sample(n_check, seed=12345)
     idx = training_indices(variant)
+    quality = {**classifier_report(samples), "memorized_fraction": memorized_fraction(model, samples),
+               "samples_seed": 12345}
     record = {**model.meta, "name": model.name, "dataset": "sklearn.load_digits", "variant": variant,
               "n_data": len(idx), "train_indices_split_seed": SPLIT_SEED, "default_steps": DEFAULT_STEPS,
-              "pixel_scaling": "x = v/8 - 1", "train_seconds": round(seconds, 1),
-              "quality": {**classifier_report(samples), "memorized_fraction": memorized_fraction(model, samples),
-                          "samples_seed": 12345},
-              "log_p_ref": reference_log_density(model)}
+              "pixel_scaling": "x = v/8 - 1", "train_seconds": round(seconds, 1), "quality": quality}
+    record = apply_gate(record, *gate(variant, quality), allow_failed_gate)
+    record["log_p_ref"] = reference_log_density(model)
     tensors = {f"denoiser.{k}": v for k, v in model.denoiser.state_dict().items()}
     tensors["data"] = torch.from_numpy(model.training_data())
     tensors["labels"] = torch.from_numpy(model.training_labels())
     tensors["train_indices"] = torch.from_numpy(idx.astype(np.int64))
-    return save_model_files(Path(out_dir) / "digits" / variant, tensors, record)
+    return save_model_files(_stem(variant, out_dir), tensors, record, overwrite=overwrite,
+                            replace_builtin=replace_builtin)

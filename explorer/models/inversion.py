@@ -18,26 +18,23 @@ import warnings
 import numpy as np
 import torch
 
-from explorer.models.ddim import step_chain
+from explorer.device import compute_device
 
 
 def ddim_inversion(model, x, steps: int | None = None) -> np.ndarray:
     """Approximate latents by DDIM inversion (float64), (M, D)."""
     steps = model.default_steps if steps is None else int(steps)
-    a = model.alphas_cumprod.double()
-    X = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(len(x), -1)
-    den_dtype = next(model.denoiser.parameters()).dtype
-    model.denoiser.to(torch.float64)
-    try:
-        with torch.no_grad():
-            for t, s in reversed(step_chain(model.scheduler, steps)):
-                a_t, a_s = float(a[t]), 1.0 if s < 0 else float(a[s])
-                eps = model.denoiser(X.reshape(len(X), *model.sample_shape), t).reshape(len(X), -1)
-                x0 = (X - math.sqrt(1 - a_s) * eps) / math.sqrt(a_s)
-                X = math.sqrt(a_t) * x0 + math.sqrt(1 - a_t) * eps
-    finally:
-        model.denoiser.to(den_dtype)
-    return X.numpy()
+    view = model.at(compute_device(), torch.float64)
+    a = view.schedule.alphas_cumprod.double()
+    net, shape = view.eps_model(), view.diffusion_shape
+    X = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(len(x), -1).to(view.device)
+    with torch.no_grad():
+        for t, s in reversed(view.schedule.chain(steps)):
+            a_t, a_s = float(a[t]), 1.0 if s < 0 else float(a[s])
+            eps = net(X.reshape(len(X), *shape), t).reshape(len(X), -1)
+            x0 = (X - math.sqrt(1 - a_s) * eps) / math.sqrt(a_s)
+            X = math.sqrt(a_t) * x0 + math.sqrt(1 - a_t) * eps
+    return X.cpu().numpy()
 
 
 def invert(model, x, steps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,12 +50,9 @@ def invert(model, x, steps: int | None = None) -> tuple[np.ndarray, np.ndarray, 
     exact = np.isfinite(logp)
     if not exact.all():
         z[~exact] = ddim_inversion(model, X[~exact], steps)
-    G = model.generator("sampler", steps)
-    den_dtype = next(model.denoiser.parameters()).dtype
-    model.denoiser.to(torch.float64)
-    try:
-        with torch.no_grad():
-            back = G(torch.from_numpy(z).reshape(len(z), *model.latent_shape)).reshape(len(z), -1).numpy()
-    finally:
-        model.denoiser.to(den_dtype)
+    view = model.at(compute_device(), torch.float64)
+    G = view.generator("sampler", steps)
+    with torch.no_grad():
+        zt = torch.from_numpy(z).reshape(len(z), *model.latent_shape).to(view.device)
+        back = G(zt).reshape(len(z), -1).cpu().numpy()
     return z, exact, np.linalg.norm(back - X, axis=1)

@@ -1,4 +1,5 @@
-"""DDPM training shared by the model families: the ε-prediction loss on flat data, Adam, EMA weights."""
+"""DDPM training shared by the model families: the ε-prediction loss on flat data, Adam, EMA weights, and the
+quality gate every family applies before a model is written (``apply_gate``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from explorer.errors import UserError
 from explorer.models.ddim import SCHEDULER_CONVENTIONS, make_scheduler
 from explorer.models.denoisers import MLPDenoiser
 from explorer.models.diffusion import DiffusionModel
@@ -17,6 +19,27 @@ DEFAULT_SCHEDULE = {
     "beta_start": 1e-4,
     "beta_end": 0.02,
 }
+#: Fewer distinct training points than this are refused before training (a DDPM needs a distribution).
+MIN_DISTINCT_POINTS = 10
+
+
+def check_training_setup(data: np.ndarray, dim: int, iterations, batch_size, lr, ema) -> np.ndarray:
+    """``data`` as float32 (N, dim) after checking it and the optimiser settings; one UserError otherwise."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim != 2 or data.shape[1] != dim or not np.isfinite(data).all():
+        raise UserError(f"data must be a finite (N, {dim}) array, got shape {data.shape}")
+    n_distinct = len(np.unique(data, axis=0))
+    if n_distinct < MIN_DISTINCT_POINTS:
+        raise UserError(f"the training data hold {n_distinct} distinct point(s) (of {len(data)}); a DDPM needs at "
+                        f"least {MIN_DISTINCT_POINTS} distinct points to learn a distribution from")
+    for name, value, lo in (("iterations", iterations, 1), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:
+            raise UserError(f"{name} must be a positive integer; got {value!r}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise UserError(f"lr must be a positive finite number; got {lr!r}")
+    if not (math.isfinite(ema) and 0 <= ema < 1):
+        raise UserError(f"ema must be in [0, 1); got {ema!r}")
+    return data
 
 
 def train_ddpm(data: np.ndarray, labels: np.ndarray | None = None, *, name: str, net: dict, iterations: int,
@@ -26,12 +49,12 @@ def train_ddpm(data: np.ndarray, labels: np.ndarray | None = None, *, name: str,
 
     Adam with a cosine learning-rate decay; t uniform in [0, T); the returned weights are an
     exponential moving average (decay ``ema``; 0 turns it off). ``progress(i, total, loss)`` is called
-    every 500 iterations.
+    every 500 iterations. The data (at least MIN_DISTINCT_POINTS distinct finite points) and the settings are
+    checked before anything is trained.
     """
     schedule = {**DEFAULT_SCHEDULE, **(schedule or {})}
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim != 2 or data.shape[1] != net["dim"] or not np.isfinite(data).all():
-        raise ValueError(f"data must be a finite (N, {net['dim']}) array, got shape {data.shape}")
+    data = check_training_setup(data, net["dim"], iterations, batch_size, lr, ema)
+    iterations, batch_size = int(iterations), int(batch_size)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = MLPDenoiser(**net)
@@ -66,3 +89,14 @@ def train_ddpm(data: np.ndarray, labels: np.ndarray | None = None, *, name: str,
     meta = {"net": net, "schedule": schedule, "scheduler_conventions": SCHEDULER_CONVENTIONS,
             "train": {"iterations": iterations, "batch_size": batch_size, "lr": lr, "seed": seed, "ema": ema}}
     return DiffusionModel(name, model, schedule, (net["dim"],), data, labels, meta, default_steps)
+
+
+def apply_gate(record: dict, passed: bool, verdict: str, allow_failed_gate: bool = False) -> dict:
+    """``record`` with ``gate`` (``verdict``: the figures against their bars) and ``gate_passed``; raises a
+    UserError when the model failed and ``allow_failed_gate`` is off, so that nothing is written."""
+    record = {**record, "gate": verdict, "gate_passed": bool(passed)}
+    if not passed and not allow_failed_gate:
+        raise UserError(f"{record.get('name', 'the model')} failed its quality gate ({verdict}), so nothing was "
+                        "written; train longer (--iterations) or on more data, or pass --allow-failed-gate to write "
+                        "it anyway (its record then says gate_passed: false)")
+    return record

@@ -1,0 +1,1 @@
+"""Examples of user code that plugs into the explorer (importable as ``examples.<name>``)."""

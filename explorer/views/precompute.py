@@ -1,0 +1,61 @@
+"""Fill the disk cache with every default view of a model, so that a first visit starts no computation
+(``python -m explorer precompute`` writes them into the shipped ``assets/cache``)."""
+
+from __future__ import annotations
+
+from explorer.density.cached import make_density
+from explorer.views.embedding import embedding_defaults, embedding_grid
+from explorer.views.local_geometry import descriptor_plane, local_geometry_defaults, pool, sample_descriptors
+from explorer.views.sizes import latent_dim
+
+
+def precompute_default_views(model, preset: str = "default", embedding: bool = True, log=print,
+                             progress=None) -> list[dict]:
+    """Compute (or read) what each page shows first for ``model`` at the ``preset`` sizes, through the disk cache:
+    Local geometry (pool, plane, sample descriptors), Embedding (with ``embedding``), and for image models the
+    Geodesics graph with its three paths and the Memorization report. Returns the cache records (what, kind,
+    key, hit, seconds). ``progress(what)``, when given, makes a ``callback(fraction, ...)`` for each step (the CLI's
+    progress bars)."""
+    d = local_geometry_defaults(model, preset)
+    t = None if d["map"] == "sampler" else d["t"]
+    records = []
+
+    def bar(what):
+        return None if progress is None else progress(f"{model.name}: {what}")
+
+    def note(what, rec):
+        records.append({"what": what, "kind": rec.get("kind"), "key": rec.get("key"), "hit": rec.get("hit"),
+                        "seconds": rec.get("seconds")})
+        how = "read from the cache" if rec.get("hit") else f"computed in {rec.get('seconds') or 0:.1f} s"
+        log(f"{model.name}: {what}: {how}")
+
+    note("pool", pool(model, d["n_pool"], d["steps"])[1])
+    if len(d["seeds"]) == 3 or latent_dim(model) == 2:
+        note("descriptor plane", descriptor_plane(model, d["map"], d["steps"], t, d["seeds"], d["n"], d["extent"],
+                                                  d["n_directions"], progress=bar("descriptor plane"))[1])
+    note("sample descriptors", sample_descriptors(model, d["map"], d["steps"], t, d["n_samples"], d["radius"],
+                                                  d["n_directions"], progress=bar("sample descriptors"))[1])
+    if embedding and model.training_set is not None:
+        e = embedding_defaults(model, preset)
+        note("embedding", embedding_grid(model, make_density(model, e["source"]), e["n"], e["lams"], k=e["k"],
+                                         n_quad=e["n_quad"], n_neighbors=e["n_neighbors"],
+                                         progress=bar("embedding"))[1])
+    if model.image_shape is None and model.training_set is not None:  # the Geodesics view of a points model
+        from explorer.jobs.kinds import run_kind
+        from explorer.views.geodesics import default_endpoints, geodesic_view, geodesics_defaults, graph_job_params
+
+        g = geodesics_defaults(model, preset)
+        state, _ = run_kind("geodesic_graph", model, graph_job_params(g, make_density(model, g["source"])))
+        i, j = default_endpoints(state.X, state.is_bg)
+        geodesic_view(state, g["lam"], g["p0"], i, j)  # the straight line's log p
+        records.append({"what": "geodesic graph", "kind": "graph_marker", "key": None, "hit": None, "seconds": None})
+        log(f"{model.name}: geodesic graph of {len(state.X)} points, {state.est.n_density_evals_} log p values")
+    if model.training_set is not None:
+        from explorer.views.memorization import report_cached
+
+        note("memorization report", report_cached(model, preset=preset, progress=bar("memorization report"))[1])
+    if model.image_shape is not None and model.training_set is not None:
+        from explorer.views.image_geodesics import precompute_default_view
+
+        precompute_default_view(model, preset, log=log)
+    return records
