@@ -7,9 +7,10 @@ fast marching (explorer.geodesics.eikonal) on a 449 × 449 grid over [−2.8, 2.
 The reference's own grid error is shown by the same solve on every 2nd and 4th node.
 
 Rows: ``before`` = the old CLI defaults (k = 10, 3 nodes per edge, no refinement: the graph length), ``after`` =
-the current defaults (k = max(10, round(2 ln N)), more nodes at small λ, the refined length). Run:
+the current defaults (k = max(10, round(1.5 ln N)), 5 nodes per edge below λ = 1, the refined length), both in
+the same process, so the time ratio after/before is measured under the same load. Run:
 
-    .venv/bin/python bench/bench_geodesic_accuracy.py [--sizes 2000] [--lams 5 0.05] [--json out.json]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_geodesic_accuracy.py [--sizes 500 2000] [--lams 5 0.05]
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ def main() -> int:
                       f"{row['seconds']:.0f} (fit {row['fit_seconds']:.0f}, refine {row['refine_seconds'] or 0:.0f}) |",
                       flush=True)
     print(f"# load average {os.getloadavg()[0]:.1f} at the end")
+    before = {(r["n"], r["lam"]): r for r in rows if r["defaults"] == "before"}
+    for r in rows:
+        b = before.get((r["n"], r["lam"]))
+        if r["defaults"] == "after" and b is not None:
+            print(f"# N = {r['n']}, λ = {r['lam']:g}: |error| {abs(b['graph_error']):.1%} → "
+                  f"{abs(r['refined_error'] if r['refined_error'] is not None else r['graph_error']):.1%}, "
+                  f"time × {r['seconds'] / b['seconds']:.2f} (after / before)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -69,3 +69,30 @@ def test_cli_ring_length_within_5_percent_of_eikonal_default_sizes(ring, tmp_pat
     x, log_p = ring_grid(ring, 449)
     d = eikonal_distance(X[s], X[t], lam, 1.0, ring.log_p_ref, log_p=log_p, x=x, y=x)["distance"]
     check(cli_summary(tmp_path, 2000, lam, s, t), d)
+
+
+def test_geodesics_page_refined_length_against_the_eikonal_distance(ring, isolated_cache):
+    """The Geodesics page's "Refine the path" (explorer.views.geodesics.refined_geodesic, the refined_geodesic job) on
+    a KDE of 300 ring points at relative λ = 0.05: within 1 % of the eikonal distance on the same KDE, never longer
+    than the graph path under the same measure, the graph's own length beside it, and a disk-cache hit next time."""
+    from explorer.density.cached import make_density
+    from explorer.jobs.kinds import run_kind
+    from explorer.views.geodesics import fit_geodesics, geodesic_points, refined_geodesic
+
+    data = np.asarray(ring.training_data(), dtype=np.float64)[::20][:300]
+    dens = make_density(ring, "kde", data=data, name="ring-300")
+    X, is_bg, _ = geodesic_points(ring, "data", len(data), 100, data=data)
+    state = fit_geodesics(ring, dens, X, is_bg, None, k=8, params={"test": "ring-300"})
+    i, j = (int(np.argmin(np.linalg.norm(X[:300] - p, axis=1))) for p in ([2, 0], [-2, 0]))
+    res = run_kind("refined_geodesic", ring, {"density": dens, "state": state, "i": i, "j": j, "lam": 0.05,
+                                              "p0": 1.0})
+    assert res["ok"] and not res["hit"] and res["gradient"] == "exact"
+    x, y = grid_axes((-3.0, 3.0, -3.0, 3.0), 161)
+    d = eikonal_distance(X[i], X[j], 0.05, 1.0, dens.log_p_ref, log_p=grid_log_density(dens.fn, x, y), x=x,
+                         y=y)["distance"]
+    assert res["length"] == pytest.approx(d, rel=0.01)
+    assert res["length"] <= min(res["candidates"].values()) and res["length_graph"] == res["candidates"]["graph"]
+    assert res["length_graph_edges"] > 1.03 * d  # the graph's own length, which the page shows beside it
+    np.testing.assert_array_equal(res["points"][[0, -1]], X[[i, j]])
+    again = refined_geodesic(state, 0.05, 1.0, i, j)
+    assert again["hit"] and again["length"] == res["length"]

@@ -27,15 +27,6 @@ from explorer.commands import _args
 from explorer.commands._density import add_density_arguments, load_points_and_density
 from explorer.provenance import stamped
 
-#: Most points of the refined polyline by default (``--refine``).
-DEFAULT_REFINE_POINTS = 64
-#: Pieces per endpoint distance of the measure the refined and candidate lengths are reported in.
-MEASURE_PIECES = 64
-#: Gauss–Legendre nodes per segment of the refinement's objective (the measure uses the graph's n_quad).
-REFINE_QUAD = 3
-#: Further L-BFGS runs while one gains more than 0.1 % (toy2d/ring's piecewise density ends line searches early).
-REFINE_RESTARTS = 4
-
 
 def add_arguments(p) -> None:
     add_density_arguments(p, auto_sizes=True)
@@ -48,7 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--refine", type=_args.nonnegative_int, default=None,
                    help="refine the shortest of the graph path and the straight segment under the continuous metric, "
                         "as a polyline of at most this many points (≥ 3), with gradients of the model's exact log p "
-                        f"(central differences) or of the KDE (default: {DEFAULT_REFINE_POINTS} where the gradient "
+                        "(central differences) or of the KDE (default: 64 where the gradient "
                         "is exact, off for image models, whose gradient is the score's approximation; 0: off)")
     p.add_argument("--compare", type=_args.nonnegative_int, default=0,
                    help="also write the refined geodesic, the straight line and the latent slerp between source and "
@@ -59,7 +50,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from explorer.geodesics import GenerativeGeodesics, add_background_points
-    from explorer.geodesics.interpolation import refine_shortest
+    from explorer.geodesics.interpolation import REFINE_POINTS, refine_graph_geodesic
     from explorer.geodesics.quadrature import default_n_quad
 
     t0 = time.perf_counter()
@@ -74,7 +65,7 @@ def run(args) -> int:
     n_quad = default_n_quad(lam_rel) if args.n_quad is None else args.n_quad
     n_refine = args.refine
     if n_refine is None:
-        n_refine = DEFAULT_REFINE_POINTS if getattr(pd.log_density, "gradient", None) == "exact" else 0
+        n_refine = REFINE_POINTS if getattr(pd.log_density, "gradient", None) == "exact" else 0
     if n_refine and n_refine < 3:
         raise ValueError(f"--refine must be 0 (off) or at least 3 points; got {n_refine}")
     with warnings.catch_warnings(record=True) as caught:
@@ -102,11 +93,8 @@ def run(args) -> int:
                     raise ValueError("--refine needs a torch-differentiable density")
                 t1 = time.perf_counter()
                 measure = getattr(pd.log_density, "fn", pd.log_density)  # not disk-cached: points seen once
-                best = refine_shortest({"graph": X[path], "straight": X[[s, t]]}, measure,
-                                       pd.log_density.torch, lam=args.lam, p0=args.p0, n_quad=n_quad,
-                                       log_p_ref=g.log_p_ref_,
-                                       max_step=float(np.linalg.norm(X[t] - X[s])) / MEASURE_PIECES,
-                                       max_points=n_refine, refine_quad=REFINE_QUAD, restarts=REFINE_RESTARTS)
+                best = refine_graph_geodesic(X[path], measure, pd.log_density.torch, lam=args.lam, p0=args.p0,
+                                             n_quad=n_quad, log_p_ref=g.log_p_ref_, max_points=n_refine)
                 refined = best.points
                 summary.update(length_refined=best.length, length=best.length,
                                refinement={"start": best.start, "candidates_measured": best.lengths,
