@@ -2,11 +2,12 @@
 
 Between opposite ring points (the subset's training points nearest to (2, 0) and (−2, 0)), the eikonal oracle is
 second-order fast marching on a grid of the model's exact log p (explorer.geodesics.eikonal, itself tested on
-closed forms in test_eikonal.py). The default sizes (2,000 points + 500 background, k = 12) with a 449 × 449
-reference grid take minutes on a 2-core machine and are marked slow; the fast test uses 500 points + 150
-background at λ = 5, where a 113 × 113 grid is already converged (4.632 against 4.630 at 449 × 449). Small λ on
-a smooth density is also covered in a few seconds by
-test_interpolation.test_refined_ring_path_is_never_longer_than_its_graph_path (within 1 % of the eikonal).
+closed forms in test_eikonal.py). Every log p of the ring is a Newton inversion and the refinement's gradient
+takes 4 more per point, so the CLI on the ring takes minutes on 2 shared cores: the default sizes (2,000 points +
+500 background, k = 12, a 449 × 449 reference grid) and the smaller case (500 points + 150 background at λ = 5,
+where a 113 × 113 grid is already converged: 4.632 against 4.630 at 449 × 449) are marked slow. The default run
+covers the same refinement in seconds on KDE densities: the CLI (test_geodesics_cli), the Geodesics page's job
+(below) and a smooth mixture (test_interpolation.test_refined_ring_path_is_never_longer_than_its_graph_path).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def check(summary: dict, eikonal: float) -> None:
     assert abs(summary["length_refined"] / eikonal - 1) < 0.05, (summary["length_refined"], eikonal)
 
 
+@pytest.mark.slow  # minutes on 2 shared cores: every log p of the ring is a Newton inversion, 5 per gradient
 def test_cli_ring_length_within_5_percent_of_eikonal_small(ring, tmp_path):
     s, t, X = opposite_points(500)
     x, log_p = ring_grid(ring, 113)
