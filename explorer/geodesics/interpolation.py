@@ -383,8 +383,8 @@ def refine_graph_geodesic(path_points, log_density: Callable, log_density_torch:
                           max_points: int = REFINE_POINTS) -> ShortestPath:
     """``refine_shortest`` of a graph geodesic (its nodes, (m, D)) and the straight segment between its ends, with
     the sizes above: the length the explorer reports beside the graph's (issue 11, item 19: the k-NN graph's
-    zig-zag makes a graph length 6 % too long at λ = 5 and 20–30 % at λ = 0.05 on toy2d/ring; refined, within 2 %
-    of the eikonal distance)."""
+    zig-zag makes a graph length 7 % too long at λ = 5 and 25 % at λ = 0.05 on toy2d/ring, 500 points; refined,
+    0.1 % at λ = 5: bench/RESULTS.md)."""
     P = as_points(path_points, name="path_points")
     a, b = P[0], P[-1]
     return refine_shortest({"graph": P, "straight": np.stack([a, b])}, log_density, log_density_torch, lam=lam,
