@@ -116,10 +116,11 @@ elif choice == "g4":
                     margin={"l": 10, "r": 10, "t": 30, "b": 10},
                     xaxis={"type": "log", "dtick": "D1"}, yaxis={"type": "log", "dtick": 1, "exponentformat": "power"})
     st.plotly_chart(f, key="fig_g4", config={"displayModeBar": False})
-    st.markdown("The graph distance between two points of a ring density against an independent reference, as the "
-                "number of graph points grows, for points drawn uniformly over the box (solid) or from p itself "
-                "(dashed). The error falls with N; at large λ the p-samples leave the empty centre empty, so "
-                "their error stays high and barely falls: why the explorer adds uniform background points.")
+    st.markdown("The graph distance between two points of a ring density against an independent reference (the "
+                "eikonal distance: |∇T| = c solved by fast marching on a fine grid), as the number of graph points "
+                "grows, for points drawn uniformly over the box (solid) or from p itself (dashed). The error falls "
+                "with N; at large λ the p-samples leave the empty centre empty, so their error stays high and barely "
+                "falls: why the explorer adds uniform background points.")
     live("app_pages/geodesics.py", "change the number of points on Geodesics", model="toy2d/ring")
 
 elif choice == "g5":

@@ -22,6 +22,9 @@ from explorer import cache
 
 #: Training points the median of p_ref is taken over (evenly spaced).
 REF_POINTS = 1000
+#: Step of the central differences that give a discrete (exact) model log p its gradient for path refinement, in
+#: units of the training data's RMS spread (toy2d/ring: 0.028; the slope agrees between steps 0.02 and 0.05 there).
+FD_STEP = 0.02
 
 
 def content_hash(a) -> str:
@@ -58,7 +61,8 @@ class Density:
     ``fn``: the log density (M, D) → (M,). ``source``: ``model`` (the model's ``default_likelihood``) or ``kde``.
     ``log_p_ref``: the reference log density (``reference_log_density``). ``weights_hash``: the cache key of what
     defines the density (the model, or the KDE's points). ``ident``: its parameters (in every cache key and
-    record). ``torch``: the same log density as a torch-differentiable map for path refinement, or None.
+    record). ``torch``: the same log density as a torch-differentiable map for path refinement, or None;
+    ``gradient``: what its gradient is ("exact": of this very log p; "approximate": e.g. the model's score).
     ``progress(done, total)``: called per chunk of ``chunk`` points of a large evaluation.
     """
 
@@ -68,6 +72,7 @@ class Density:
     weights_hash: str
     ident: dict
     torch: Callable | None = None
+    gradient: str | None = None
     chunk: int = 4096
     n_evals: int = 0
     _local: threading.local = field(default_factory=threading.local, repr=False)
@@ -120,7 +125,7 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
         kde = KernelDensity(pts, bandwidth=bandwidth)
         whash = content_hash(pts) if data is not None else model.weights_hash
         ident = {"source": "kde", "bandwidth": kde.bandwidth, "data": name or model.name}
-        dens = Density(kde, "kde", 0.0, whash, ident, torch=kde.torch)
+        dens = Density(kde, "kde", 0.0, whash, ident, torch=kde.torch, gradient="exact")
         dens.log_p_ref = reference_log_density(dens, pts)
         return dens
     if source == "model":
@@ -129,7 +134,7 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
         likelihood = dict(model.default_likelihood)
         ident = {"source": "model", **likelihood, "steps": model.default_steps}
         dens = Density(model.log_density(), "model", 0.0, model.weights_hash, ident)
-        dens.torch = _torch_log_density(model, likelihood, dens)
+        dens.torch, dens.gradient = _torch_log_density(model, likelihood, dens)
         if model.log_p_ref is not None:
             dens.log_p_ref = float(model.log_p_ref)
         elif model.training_set is not None:
@@ -140,18 +145,27 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
     raise ValueError(f"density source must be 'model' or 'kde'; got {source!r}")
 
 
-def _torch_log_density(model, likelihood: dict, density: Density) -> Callable | None:
-    """The model density as a torch-differentiable map: the exact a.e. gradient −J⁻ᵀz of the discrete density;
-    the model's score at σ ≈ 0.1 for the ODE estimate (explorer.density.score); None without a diffusion."""
+def _torch_log_density(model, likelihood: dict, density: Density) -> tuple[Callable | None, str | None]:
+    """The model density as a torch-differentiable map and what its gradient is: for the discrete (exact) density,
+    central differences of that log p over a step of FD_STEP × the training data's RMS spread ("exact": of the
+    reported log p itself; ``explorer.geodesics.interpolation.finite_difference_torch`` says why not the a.e.
+    gradient −J⁻ᵀz, which points against the slope of a ReLU model's piecewise log p); the model's score at σ ≈ 0.1
+    for the ODE estimate ("approximate", explorer.density.score); (None, None) without a diffusion."""
     if not model.capabilities.diffusion:
-        return None
+        return None, None
     if likelihood.get("method") == "discrete":
-        from explorer.density.ddim import discrete_log_density_torch
+        if model.training_set is None:
+            from explorer.density.ddim import discrete_log_density_torch
 
-        return discrete_log_density_torch(model)
+            return discrete_log_density_torch(model), "approximate"
+        from explorer.geodesics.interpolation import finite_difference_torch
+
+        data = flat_points(model.training_data())
+        step = FD_STEP * float(np.sqrt(np.mean(np.var(data, axis=0))))
+        return finite_difference_torch(density.fn, step), "exact"
     from explorer.density.score import score_log_density_torch
 
-    return score_log_density_torch(model, density)
+    return score_log_density_torch(model, density), "approximate"
 
 
 _SECONDS_PER_POINT: dict[tuple, float] = {}

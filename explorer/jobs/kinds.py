@@ -222,6 +222,25 @@ def _geodesic_graph(model, p, progress):
     return (state, grid), computed
 
 
+def _refined_units(model, p):
+    """About 60 evaluations of the length (L-BFGS with restarts) of REFINE_POINTS vertices × REFINE_QUAD nodes,
+    each with 2D more for a central-difference gradient."""
+    from explorer.geodesics.interpolation import REFINE_POINTS, REFINE_QUAD
+
+    d = int(p["state"].X.shape[1])
+    pts = 60 * REFINE_POINTS * REFINE_QUAD * (1 + 2 * d)
+    return {("log_prob", _density_ident(p["density"]) + "|graph"): (float(pts), 60.0 * (1 + 2 * d))}
+
+
+@_register("refined_geodesic", _refined_units, lambda m, p: False,
+           lambda m, p: "the geodesic refined under the continuous metric")
+def _refined_geodesic(model, p, progress):
+    from explorer.views.geodesics import refined_geodesic
+
+    res = refined_geodesic(p["state"], p["lam"], p["p0"], p["i"], p["j"])
+    return res, not res.get("hit", True)
+
+
 def _image_graph_units(model, p):
     pts = graph_points_count(p["n"], p["k"], p["n_quad"])
     return {("log_prob", _density_ident(p["density"]) + "|graph"): _points_work(p["density"], pts)}

@@ -78,18 +78,19 @@ def figure3(model, n: int = 400, factors=(1.4, 0.7)) -> dict:
     return out
 
 
-def figure4(sizes=(250, 500, 1000), lams=(10.0, 0.05), repeats: int = 2) -> dict:
+def figure4(sizes=(250, 500, 1000), lams=(10.0, 0.05), repeats: int = 2, ref_grid: int = 401) -> dict:
     """The convergence study (paper 2, Figure 4) at small sizes, disk-cached: relative error of the graph distance
-    vs the number of points, for points drawn uniformly and from p, at a large and a small λ."""
+    vs the number of points, for points drawn uniformly and from p, at a large and a small λ, against the eikonal
+    distance on a ``ref_grid`` × ``ref_grid`` grid (``explorer.geodesics.convergence.reference_distances``)."""
     from explorer.geodesics.convergence import convergence_study
 
     params = {"sizes": [int(s) for s in sizes], "lams": [float(x) for x in lams], "repeats": int(repeats),
-              "version": 2}
+              "reference": "eikonal", "ref_grid": int(ref_grid), "version": 3}
 
     def compute():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            rows = convergence_study(sizes=tuple(sizes), lams=tuple(lams), n_repeats=repeats)
+            rows = convergence_study(sizes=tuple(sizes), lams=tuple(lams), n_repeats=repeats, ref_grid=ref_grid)
         cols = {c: np.array([r[c] for r in rows]) for c in rows[0]}
         return {k: (v.astype(str) if v.dtype == object else v) for k, v in cols.items()}
 
