@@ -35,7 +35,8 @@ from tests.browser_support import (  # noqa: E402
 from webui.query import LAM_OPTIONS  # noqa: E402
 
 PAGES = {"Local geometry": "", "Local geometry (deep link)": "local_geometry", "Geodesics": "geodesics",
-         "Embedding & clusters": "embedding", "Memorization": "memorization", "Paper figures": "figures"}
+         "Embedding & clusters": "embedding", "Memorization": "memorization", "Guidance": "guidance",
+         "Paper figures": "figures"}
 FIRST_CHART_JS = """() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0 ||
   document.querySelectorAll('iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]').length > 0"""
 WAIT_NAME_JS = """(name) => {
