@@ -26,10 +26,14 @@ def add_arguments(p) -> None:
     p.add_argument("--preset", default="default", choices=["default", "test"], help="view sizes (default: default)")
     p.add_argument("--no-embedding", action="store_true", help="skip the Embedding page's default view")
     p.add_argument("--prune", action="store_true", help="afterwards, delete the folder's entries no view used")
+    from explorer.distributed.cli import add_ray_arguments
+
+    add_ray_arguments(p)
 
 
 def run(args) -> int:
     from explorer import cache
+    from explorer.distributed.cli import session
     from explorer.jobs.console import ConsoleProgress
     from explorer.models import load_model
     from explorer.views.precompute import precompute_default_views
@@ -37,12 +41,13 @@ def run(args) -> int:
     out = Path(args.out)
     os.environ["EXPLORER_CACHE_DIR"] = str(out)  # writes go there, and only there
     start = time.perf_counter()
-    for spec in args.models:
-        model = load_model(spec)
-        bars = _Bars(ConsoleProgress)
-        precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
-                                 log=lambda m: print(m, file=sys.stderr), progress=bars.new)
-        bars.close()
+    models = [load_model(spec) for spec in args.models]
+    with session(args):  # --ray: descriptors and densities of every view sharded over Ray workers
+        for model in models:
+            bars = _Bars(ConsoleProgress)
+            precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
+                                     log=lambda m: print(m, file=sys.stderr), progress=bars.new)
+            bars.close()
     if args.prune:
         print(f"pruned {cache.prune(keep=cache.touched())} files no default view uses", file=sys.stderr)
     s = cache.stats()
