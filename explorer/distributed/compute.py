@@ -38,8 +38,10 @@ def latent_descriptors(backend, model, z: torch.Tensor, *, map_name: str, steps:
               "dtype": str(dtype).replace("torch.", ""), "directions": B.numpy(), "rank_tol": rank_tol,
               "psi_floor": psi_floor, "radius": None if radius is None else float(radius),
               "delta_directions": resolve_directions(d, None, n_directions, seed, default_full=False).numpy(),
-              "samples_steps": samples_steps}
-    out = backend.map_chunks(model, "descriptors", shared, {"z": z.numpy()},
+              "samples_steps": samples_steps, "z_dtype": str(z.dtype).replace("torch.", "")}
+    # numpy has no bfloat16: such latents travel as float32 (exact) and are cast back on the worker
+    rows = z.numpy() if z.dtype in (torch.float16, torch.float32, torch.float64) else z.float().numpy()
+    out = backend.map_chunks(model, "descriptors", shared, {"z": rows},
                              chunk or latent_chunk(len(z), backend.workers), progress)
     desc = descriptors_from_singular_values(out["singular_values"], rank_tol, psi_floor, B.shape[0])
     lc = None

@@ -22,7 +22,7 @@ def descriptors(model, shared: dict, rows: dict) -> dict:
 
     view = compute_view(model, _dtype(shared["dtype"]))
     G = view.generator(shared["map"], steps=shared["steps"], t=shared.get("t"), **(shared.get("condition") or {}))
-    z = torch.from_numpy(np.ascontiguousarray(rows["z"]))
+    z = torch.from_numpy(np.ascontiguousarray(rows["z"])).to(_dtype(shared.get("z_dtype", rows["z"].dtype.name)))
     d = local_descriptors(G, z, directions=shared["directions"], rank_tol=shared.get("rank_tol", 1e-3),
                           psi_floor=shared.get("psi_floor", 1e-8))
     out = {"singular_values": d.singular_values}
