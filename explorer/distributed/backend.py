@@ -167,7 +167,7 @@ class RayBackend:
                     failures[i] += 1
                     if a in alive:
                         alive.remove(a)
-                        self.ray.kill(self.actors[a], no_restart=True)
+                        self._kill(self.actors[a])
                     if failures[i] > self.chunk_retries:
                         raise UserError(f"chunk {i + 1} of {len(bounds)} failed on {failures[i]} workers (last: "
                                         f"{_one_line(err)}); nothing was written") from None
@@ -201,14 +201,17 @@ class RayBackend:
     def close(self) -> None:
         """Stop the workers; shut the cluster down when this backend started it."""
         for a in getattr(self, "actors", []):
-            try:
-                self.ray.kill(a, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+            self._kill(a)
         self.actors = []
         if self._owns:
             self.ray.shutdown()
             self._owns = False
+
+    def _kill(self, actor) -> None:
+        try:
+            self.ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
     def __enter__(self) -> RayBackend:
         return self
