@@ -25,6 +25,7 @@ import numpy as np
 from explorer import files
 from explorer.commands import _args
 from explorer.commands._density import add_density_arguments, load_points_and_density
+from explorer.distributed.cli import add_ray_arguments, session
 from explorer.provenance import stamped
 
 
@@ -46,6 +47,7 @@ def add_arguments(p) -> None:
                         "target, each this many points, with log p along each (default 0: off)")
     p.add_argument("--out", type=_args.output_file, required=True,
                    help="output .npz file (a .json of parameters beside it)")
+    add_ray_arguments(p)
 
 
 def run(args) -> int:
@@ -68,7 +70,8 @@ def run(args) -> int:
         n_refine = REFINE_POINTS if getattr(pd.log_density, "gradient", None) == "exact" else 0
     if n_refine and n_refine < 3:
         raise ValueError(f"--refine must be 0 (off) or at least 3 points; got {n_refine}")
-    with warnings.catch_warnings(record=True) as caught:
+    # --ray: the density cache (log p at nodes and quadrature points) sharded over Ray workers
+    with warnings.catch_warnings(record=True) as caught, session(args):
         warnings.simplefilter("always", RuntimeWarning)
         g = GenerativeGeodesics(lam=args.lam, p0=args.p0, relative=args.relative, log_p_ref=pd.log_p_ref,
                                 k=args.k, n_quad=n_quad).fit(X, pd.log_density)

@@ -33,10 +33,14 @@ def add_arguments(p) -> None:
     g.add_argument("--guidance", action="store_true", help="the Guidance page's default view of every diffusion "
                    "model given, not only toy2d/ring and digits/full")
     p.add_argument("--prune", action="store_true", help="afterwards, delete the folder's entries no view used")
+    from explorer.distributed.cli import add_ray_arguments
+
+    add_ray_arguments(p)
 
 
 def run(args) -> int:
     from explorer import cache
+    from explorer.distributed.cli import session
     from explorer.jobs.console import ConsoleProgress
     from explorer.models import BUILTIN_MODELS, load_model
     from explorer.views.precompute import precompute_default_views, precompute_figures
@@ -45,15 +49,16 @@ def run(args) -> int:
     os.environ["EXPLORER_CACHE_DIR"] = str(out)  # writes go there, and only there
     start = time.perf_counter()
     figures = args.models is None if args.figures is None else args.figures
-    for spec in args.models or list(BUILTIN_MODELS):
-        model = load_model(spec)
-        bars = _Bars(ConsoleProgress)
-        precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
-                                 log=lambda m: print(m, file=sys.stderr), progress=bars.new,
-                                 guidance=False if args.no_guidance else (True if args.guidance else None))
-        bars.close()
-    if figures:
-        precompute_figures(preset=args.preset, log=lambda m: print(m, file=sys.stderr))
+    models = [load_model(spec) for spec in args.models or list(BUILTIN_MODELS)]
+    with session(args):  # --ray: descriptors and densities of every view sharded over Ray workers
+        for model in models:
+            bars = _Bars(ConsoleProgress)
+            precompute_default_views(model, preset=args.preset, embedding=not args.no_embedding,
+                                     log=lambda m: print(m, file=sys.stderr), progress=bars.new,
+                                     guidance=False if args.no_guidance else (True if args.guidance else None))
+            bars.close()
+        if figures:
+            precompute_figures(preset=args.preset, log=lambda m: print(m, file=sys.stderr))
     if args.prune:
         print(f"pruned {cache.prune(keep=cache.touched())} files no default view uses", file=sys.stderr)
     s = cache.stats()

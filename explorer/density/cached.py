@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer import cache
+from explorer import cache, distributed
 
 #: Training points the median of p_ref is taken over (evenly spaced).
 REF_POINTS = 1000
@@ -63,7 +63,9 @@ class Density:
     defines the density (the model, or the KDE's points). ``ident``: its parameters (in every cache key and
     record). ``torch``: the same log density as a torch-differentiable map for path refinement, or None;
     ``gradient``: what its gradient is ("exact": of this very log p; "approximate": e.g. the model's score).
-    ``progress(done, total)``: called per chunk of ``chunk`` points of a large evaluation.
+    ``progress(done, total)``: called per chunk of ``chunk`` points of a large evaluation. ``remote``: how the
+    workers of a Ray backend evaluate ``fn`` (explorer.distributed.compute.log_density): (model, kwargs) when ``fn``
+    is ``model.log_density(**kwargs)``, (model, fn) to ship ``fn`` itself; None: always evaluated here.
     """
 
     fn: Callable
@@ -75,6 +77,7 @@ class Density:
     gradient: str | None = None
     chunk: int = 4096
     n_evals: int = 0
+    remote: tuple | None = field(default=None, repr=False, compare=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
@@ -92,6 +95,13 @@ class Density:
 
         def compute():
             self.n_evals += len(P)
+            backend = distributed.active()
+            if backend is not None:  # the same chunks, on the workers of a Ray cluster
+                from explorer.distributed.compute import log_density
+
+                out = log_density(backend, self, P, progress)
+                if out is not None:
+                    return {"log_p": out}
             out = np.empty(len(P))
             for s in range(0, len(P), self.chunk):
                 out[s:s + self.chunk] = np.asarray(self.fn(P[s:s + self.chunk]), dtype=np.float64).reshape(-1)
@@ -125,7 +135,7 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
         kde = KernelDensity(pts, bandwidth=bandwidth)
         whash = content_hash(pts) if data is not None else model.weights_hash
         ident = {"source": "kde", "bandwidth": kde.bandwidth, "data": name or model.name}
-        dens = Density(kde, "kde", 0.0, whash, ident, torch=kde.torch, gradient="exact")
+        dens = Density(kde, "kde", 0.0, whash, ident, torch=kde.torch, gradient="exact", remote=(model, kde))
         dens.log_p_ref = reference_log_density(dens, pts)
         return dens
     if source == "model":
@@ -133,7 +143,7 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
             raise ValueError(f"model {model.name!r} has no likelihood; use the KDE density")
         likelihood = dict(model.default_likelihood)
         ident = {"source": "model", **likelihood, "steps": model.default_steps}
-        dens = Density(model.log_density(), "model", 0.0, model.weights_hash, ident)
+        dens = Density(model.log_density(), "model", 0.0, model.weights_hash, ident, remote=(model, {}))
         dens.torch, dens.gradient = _torch_log_density(model, likelihood, dens)
         if model.log_p_ref is not None:
             dens.log_p_ref = float(model.log_p_ref)
