@@ -78,6 +78,22 @@ def test_descriptors_cli_matches_one_process(cluster, tmp_path, monkeypatch):
     assert ray.is_initialized()  # --ray local joined the running cluster and left it running
 
 
+def test_guidance_cli_writes_the_same_entries(cluster, tmp_path, monkeypatch):
+    """``guidance --ray local --workers 2``: the same cache entries (ψ of the training set, the reward, the report)
+    as the one-process run; ψ of the 32 training latents equal to 1e-10 (float32 Jacobians, float64 SVD: each
+    latent's row is computed alike in any chunk)."""
+    argv = ["guidance", "--model", "toy2d/ring", "--rho=0,1", "--n", "8", "--steps", "3", "--reward-n", "32",
+            "--reward-iterations", "20", "--n-boot", "10"]
+    assert _run(monkeypatch, tmp_path / "one", [*argv, "--out", str(tmp_path / "one")]) == 0
+    assert _run(monkeypatch, tmp_path / "ray", [*argv, "--out", str(tmp_path / "ray"), "--ray", "local",
+                                                 "--workers", "2"]) == 0
+    one, got = _entries(tmp_path / "one"), _entries(tmp_path / "ray")
+    assert sorted(one) == sorted(got)
+    [psi] = [name for name in one if name.startswith("guidance_psi-")]
+    np.testing.assert_allclose(got[psi]["psi"], one[psi]["psi"], rtol=0, atol=TOL)
+    assert json.loads((tmp_path / "ray.json").read_text())["ray"].startswith("2 worker(s)")
+
+
 def _plane(tmp_path, monkeypatch, folder: str, backend=None):
     """The Local geometry view's plane (float64, 8 × 8, P = 1), with ``backend`` active when given."""
     import torch
@@ -206,12 +222,34 @@ def test_memorization_report_matches_one_process(backend, tmp_path, monkeypatch)
         np.testing.assert_allclose(got.table[col], one.table[col], rtol=1e-5, atol=1e-5, err_msg=col)
 
 
-@pytest.mark.parametrize("command", ["descriptors", "geodesics", "memorization", "precompute"])
+@pytest.mark.parametrize("n_directions", [None, 1])
+def test_guidance_training_psi_matches_one_process(backend, n_directions):
+    """ψ of the reward's training latents (toy2d/ring, 3 steps, float64), the full Jacobian by the step-Jacobian
+    product and a 1-direction sketch drawn on the driver, in 8 chunks of 2 latents: equal to 1e-10."""
+    import torch
+
+    from explorer.guidance import psi_of_latents
+    from explorer.models import load_model
+
+    model = load_model("toy2d/ring")
+    z = model.latents(16, 1)
+    kw = dict(steps=3, n_directions=n_directions, dtype=torch.float64)
+    one = psi_of_latents(model, z, **kw)
+    calls = []
+    with distributed.using(backend):
+        got = psi_of_latents(model, z, progress=lambda done, total: calls.append((done, total)), **kw)
+    assert calls[-1] == (16, 16) and len(calls) == 8, "ψ was not computed in chunks on the workers"
+    assert np.isfinite(one).all() and one.std() > 0.01  # ψ varies over the latents: not a constant that matches
+    np.testing.assert_allclose(got, one, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("command", ["descriptors", "geodesics", "memorization", "precompute", "guidance",
+                                     "embedding", "cluster"])
 def test_the_batch_commands_take_ray_and_workers(command):
     from explorer.cli import build_parser
 
     extra = {"descriptors": ["--out", "x.npz"], "geodesics": ["--out", "x.npz"], "memorization": ["--out", "x"],
-             "precompute": []}[command]
+             "precompute": [], "guidance": ["--out", "x"], "embedding": ["--out", "x"], "cluster": []}[command]
     args = build_parser(command).parse_args([command, *extra, "--ray", "auto", "--workers", "3"])
     assert (args.ray, args.workers) == ("auto", 3)
 def test_errors_without_ray_or_with_bad_arguments(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ import numpy as np
 from explorer import files
 from explorer.commands import _args
 from explorer.commands._density import add_density_arguments, load_points_and_density
+from explorer.distributed.cli import add_ray_arguments, session
 from explorer.provenance import stamped
 
 
@@ -27,6 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--sigma", type=_args.positive_float, default=None,
                    help="affinity width σ (default: median finite distance)")
     p.add_argument("--out", type=_args.output_file, default=None, help="CSV file for the table (a .json beside it)")
+    add_ray_arguments(p)
 
 
 def run(args) -> int:
@@ -36,7 +38,8 @@ def run(args) -> int:
     pd = load_points_and_density(args)
     if pd.labels is None and args.n_clusters is None:
         raise ValueError(f"model {args.model!r} has no training labels; pass --n-clusters")
-    with warnings.catch_warnings(record=True) as caught:
+    # --ray: the density cache (log p at nodes and quadrature points) sharded over Ray workers
+    with warnings.catch_warnings(record=True) as caught, session(args):
         warnings.simplefilter("always", RuntimeWarning)
         g = GenerativeGeodesics(lam=args.lam, p0=args.p0, relative=args.relative, log_p_ref=pd.log_p_ref,
                                 k=args.k, n_quad=args.n_quad).fit(pd.X, pd.log_density)

@@ -16,6 +16,7 @@ import numpy as np
 
 from explorer import files
 from explorer.commands import _args
+from explorer.distributed.cli import add_ray_arguments, session
 from explorer.provenance import stamped
 
 
@@ -32,6 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument("--n-neighbors", type=_args.int_at_least(2), default=15, help="UMAP n_neighbors (default 15)")
     p.add_argument("--out", type=_args.output_file, required=True,
                    help="output prefix OUT (writes OUT.npz, OUT.csv, OUT.json)")
+    add_ray_arguments(p)
 
 
 def run(args) -> int:
@@ -45,9 +47,10 @@ def run(args) -> int:
     if model.training_set is None:
         raise ValueError(f"model {args.model!r} has no training set to embed")
     n = embedding_n(model, args.n)
-    params = {"density": make_density(model, args.density), "n": n, "lams": sorted(set(args.lams)), "k": args.k,
-              "n_quad": args.n_quad, "n_neighbors": args.n_neighbors}
-    arrays, record = run_in_foreground("embedding", model, params)
+    with session(args):  # --ray: the density cache (log p at nodes and quadrature points) on Ray workers
+        params = {"density": make_density(model, args.density), "n": n, "lams": sorted(set(args.lams)),
+                  "k": args.k, "n_quad": args.n_quad, "n_neighbors": args.n_neighbors}
+        arrays, record = run_in_foreground("embedding", model, params)
     out = args.out.with_suffix("") if args.out.suffix in (".npz", ".csv", ".json") else args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out.with_name(out.name + ".npz"), **arrays)

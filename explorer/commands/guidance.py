@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from explorer.distributed.cli import add_ray_arguments, session
 from explorer.models import DEFAULT_MODEL
 from explorer.provenance import stamped
 
@@ -63,6 +64,7 @@ def add_arguments(p) -> None:
     p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale (pipelines)")
     p.add_argument("--out", type=Path, required=True,
                    help="output prefix OUT: writes OUT.npz, OUT.csv, OUT.json, OUT.reward.safetensors/.json")
+    add_ray_arguments(p)
 
 
 def output_paths(out) -> dict[str, Path]:
@@ -102,11 +104,14 @@ def run(args) -> int:
             bar.set_postfix_str(str(message)[:60], refresh=False)
         bar.refresh()
 
+    # --ray: ψ of the reward's training latents (and of the samples whose inversion gives none) on Ray workers
     try:
-        arrays, record = guidance_report(model, rhos, n, args.seed, args.steps, reward, progress,
-                                         reward_n=reward_n, reward_seed=args.reward_seed, map=args.map,
-                                         n_directions=args.n_directions, reward_fit=fit, reward_states=states,
-                                         invert_from=args.invert_from, n_boot=n_boot, **condition)
+        with session(args) as backend:
+            arrays, record = guidance_report(model, rhos, n, args.seed, args.steps, reward, progress,
+                                             reward_n=reward_n, reward_seed=args.reward_seed, map=args.map,
+                                             n_directions=args.n_directions, reward_fit=fit, reward_states=states,
+                                             invert_from=args.invert_from, n_boot=n_boot, **condition)
+            ray_info = None if backend is None else backend.describe()
     finally:
         bar.close()
     paths = output_paths(args.out)
@@ -124,7 +129,7 @@ def run(args) -> int:
            "reward": record["reward"], "reward_file": str(paths["reward"]) + ".safetensors",
            "figures": record["figures"], "inversion_ok": record["inversion_ok"],
            "swd_floor": record.get("swd_floor"), "swd_floor_source": record.get("swd_floor_source"),
-           "cache_key": record["key"], "cache_hit": bool(record["hit"]),
+           "cache_key": record["key"], "cache_hit": bool(record["hit"]), "ray": ray_info,
            "seconds": round(time.perf_counter() - start, 2)}
     paths["json"].write_text(json.dumps(stamped(out), indent=2, default=str) + "\n")
     rec = record["reward"]

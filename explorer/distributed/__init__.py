@@ -5,7 +5,8 @@ and make it *active* for the command (``using``). While one is active, the heavy
 parallel over latents or points send their chunks to the backend's workers instead of running here:
 
 - descriptor planes and the descriptors of samples (``explorer.views.local_geometry``), the descriptors, samples
-  and likelihoods of a memorization report (``explorer.memorization``): chunks of latents;
+  and likelihoods of a memorization report (``explorer.memorization``), ψ of the reward's training latents
+  (``explorer.guidance.targets.psi_of_latents``): chunks of latents;
 - every evaluation of a ``Density`` (explorer.density.cached): the density cache of geodesic graphs, embeddings
   and image graphs, in the density's own chunks of points.
 

@@ -19,6 +19,16 @@ def latent_chunk(n: int, workers: int) -> int:
     return max(1, min(MAX_LATENT_CHUNK, math.ceil(n / (4 * max(1, workers)))))
 
 
+def _rows(z: torch.Tensor) -> np.ndarray:
+    """z as numpy; numpy has no bfloat16: such latents travel as float32 (exact) and are cast back on the worker."""
+    z = z.detach().cpu()
+    return z.numpy() if z.dtype in (torch.float16, torch.float32, torch.float64) else z.float().numpy()
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
 def latent_descriptors(backend, model, z: torch.Tensor, *, map_name: str, steps: int, t: int | None = None,
                        condition: dict | None = None, dtype: torch.dtype, n_directions: int | None = None,
                        seed: int = 0, radius: float | None = None, rank_tol: float = 1e-3, psi_floor: float = 1e-8,
@@ -39,9 +49,7 @@ def latent_descriptors(backend, model, z: torch.Tensor, *, map_name: str, steps:
               "psi_floor": psi_floor, "radius": None if radius is None else float(radius),
               "delta_directions": resolve_directions(d, None, n_directions, seed, default_full=False).numpy(),
               "samples_steps": samples_steps, "z_dtype": str(z.dtype).replace("torch.", "")}
-    # numpy has no bfloat16: such latents travel as float32 (exact) and are cast back on the worker
-    rows = z.numpy() if z.dtype in (torch.float16, torch.float32, torch.float64) else z.float().numpy()
-    out = backend.map_chunks(model, "descriptors", shared, {"z": rows},
+    out = backend.map_chunks(model, "descriptors", shared, {"z": _rows(z)},
                              chunk or latent_chunk(len(z), backend.workers), progress)
     desc = descriptors_from_singular_values(out["singular_values"], rank_tol, psi_floor, B.shape[0])
     lc = None
@@ -62,6 +70,22 @@ def descriptor_maps(backend, model, plane, *, map_name: str, steps: int, t: int 
                                      condition=condition, dtype=dtype, n_directions=n_directions, seed=seed,
                                      radius=radius, rank_tol=rank_tol, psi_floor=psi_floor, progress=progress)
     return assemble_maps(plane, desc, lc, radius, seed, rank_tol, psi_floor)
+
+
+def latent_psi(backend, model, z: torch.Tensor, *, map: str, steps: int, directions: torch.Tensor | None,
+               x0: torch.Tensor | None, dtype: torch.dtype, condition: dict | None = None, chunk: int | None = None,
+               progress=None) -> np.ndarray:
+    """``explorer.guidance.targets.psi_rows(model, z, map, steps, directions, x0, dtype=dtype, **condition)`` (ψ of
+    the reward's training latents) on the backend, with the driver's sketch directions (None: full Jacobian) and,
+    for the decoder, the driver's trajectory end points x0."""
+    shared = {"map": map, "steps": int(steps), "directions": None if directions is None else directions.numpy(),
+              "dtype": _dtype_name(dtype), "condition": dict(condition or {}), "z_dtype": _dtype_name(z.dtype)}
+    rows = {"z": _rows(z)}
+    if x0 is not None:
+        shared["x0_dtype"] = _dtype_name(x0.dtype)
+        rows["x0"] = _rows(x0)
+    return backend.map_chunks(model, "psi", shared, rows, chunk or latent_chunk(len(z), backend.workers),
+                              progress)["psi"]
 
 
 def log_density(backend, density, P: np.ndarray, progress=None) -> np.ndarray | None:

@@ -38,6 +38,20 @@ def descriptors(model, shared: dict, rows: dict) -> dict:
     return out
 
 
+def psi(model, shared: dict, rows: dict) -> dict:
+    """ψ of the reward's training map at the latents ``rows["z"]`` (the decoder: at ``rows["x0"]``) with the
+    driver's sketch directions (``explorer.guidance.targets.psi_rows``)."""
+    from explorer.guidance.targets import psi_rows
+
+    def tensor(name):
+        return torch.from_numpy(np.ascontiguousarray(rows[name])).to(_dtype(shared[f"{name}_dtype"]))
+
+    B = shared.get("directions")
+    return {"psi": psi_rows(model, tensor("z"), shared["map"], shared["steps"],
+                            None if B is None else torch.from_numpy(B), tensor("x0") if "x0" in rows else None,
+                            dtype=_dtype(shared["dtype"]), **(shared.get("condition") or {}))}
+
+
 def log_density(model, shared: dict, rows: dict) -> dict:
     """log p at the points ``rows["x"]`` (M, D): the model's ``log_density(**shared["kwargs"])`` (with no keywords:
     what ``make_density(model, "model")`` evaluates), or the shipped density object ``shared["fn"]`` (a KDE)."""
@@ -50,4 +64,4 @@ def log_prob(model, shared: dict, rows: dict) -> dict:
     return {"log_p": np.asarray(model.log_prob(rows["x"], **shared["kwargs"]), dtype=np.float64).reshape(-1)}
 
 
-TASKS = {"descriptors": descriptors, "log_density": log_density, "log_prob": log_prob}
+TASKS = {"descriptors": descriptors, "log_density": log_density, "log_prob": log_prob, "psi": psi}

@@ -46,23 +46,45 @@ def resolved_directions(model, map: str, n_directions: int | None) -> int:
 
 def psi_of_latents(model, z: torch.Tensor, map: str = "sampler", steps: int | None = None,
                    n_directions: int | None = None, x0: torch.Tensor | None = None, chunk: int = 256,
-                   progress=None, **condition) -> np.ndarray:
+                   progress=None, dtype: torch.dtype | None = None, **condition) -> np.ndarray:
     """ψ (float64, (N,)) of ``map`` at latents z (N, *latent_shape): the plain sampler at z, or the decoder at the
     trajectory's x_0 (``x0``, computed from z when not given). Full Jacobian unless ``n_directions`` < d (then the
-    sketch of ``local_descriptors`` with direction seed 0)."""
+    sketch of ``local_descriptors`` with direction seed 0, drawn here once). ``dtype``: the compute dtype (default
+    the model's). While a Ray backend is active (explorer.distributed), the latents go to its workers in chunks."""
+    from explorer import distributed
+    from explorer.descriptors.directions import random_directions
+
     check_target_map(model, map)
     steps = model.default_steps if steps is None else int(steps)
     P = resolved_directions(model, map, n_directions)
-    view = compute_view(model)
+    d = int(np.prod(model.diffusion_shape if map == "decoder" else model.latent_shape))
+    B = None if P == d else random_directions(d, P, 0)
+    view = compute_view(model, dtype)
     n = len(z)
-    out = []
-    fast = (map == "sampler" and model.capabilities.step_jacobian and not condition
-            and P == int(np.prod(model.latent_shape)))
     if map == "decoder" and x0 is None:
         plain = guided_generator(view, steps, None, 0.0, **condition)
         with torch.no_grad():
             x0 = torch.cat([plain.trajectory(z[s:s + chunk].to(view.device, view.dtype))["x0"].cpu()
                             for s in range(0, n, chunk)]) if n else z
+    backend = distributed.active()
+    if backend is not None and n:  # the same ψ, chunk by chunk on the workers of a Ray cluster
+        from explorer.distributed.compute import latent_psi
+
+        return latent_psi(backend, model, z, map=map, steps=steps, directions=B, x0=x0 if map == "decoder" else None,
+                          dtype=view.dtype, condition=condition, progress=progress)
+    return psi_rows(model, z, map, steps, B, x0, chunk, progress, view.dtype, **condition)
+
+
+def psi_rows(model, z: torch.Tensor, map: str, steps: int, directions: torch.Tensor | None,
+             x0: torch.Tensor | None = None, chunk: int = 256, progress=None, dtype: torch.dtype | None = None,
+             **condition) -> np.ndarray:
+    """ψ of ``map`` at each latent of z (the decoder: at the rows of ``x0``), ``chunk`` latents at a time, with the
+    sketch directions B = ``directions`` (P, d) (None: the full Jacobian): ``psi_of_latents``' loop, also what a
+    Ray worker runs on its chunk (explorer.distributed.tasks.psi)."""
+    view = compute_view(model, dtype)
+    n = len(z)
+    out = []
+    fast = map == "sampler" and model.capabilities.step_jacobian and not condition and directions is None
     G = None if fast else (view.generator("sampler", steps, **condition) if map == "sampler"
                            else view.generator("decoder"))
     for s in range(0, n, chunk):
@@ -74,7 +96,7 @@ def psi_of_latents(model, z: torch.Tensor, map: str = "sampler", steps: int | No
             out.append(descriptors_from_singular_values(sv).psi)
         else:
             inp = (z if map == "sampler" else x0)[s:s + chunk]
-            out.append(local_descriptors(G, inp, n_directions=None if P == int(np.prod(inp.shape[1:])) else P).psi)
+            out.append(local_descriptors(G, inp, directions=directions).psi)
         if progress is not None:
             progress(min(s + chunk, n), n)
     return np.concatenate(out) if out else np.zeros(0)
@@ -176,4 +198,4 @@ def reward_training_set(model, n: int, seed: int = 1, steps: int | None = None, 
 
 
 __all__ = ["DEFAULT_STATES", "STATE_KINDS", "TARGET_MAPS", "RewardData", "noised_states", "psi_of_latents",
-           "reward_training_set", "trajectory_states"]
+           "psi_rows", "reward_training_set", "trajectory_states"]
