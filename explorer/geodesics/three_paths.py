@@ -41,15 +41,19 @@ def slerp(z_a, z_b, n: int) -> np.ndarray:
     return (np.sin((1 - s) * omega) * a + np.sin(s * omega) * b) / np.sin(omega)
 
 
-def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None, return_info: bool = False):
-    """G(slerp(G⁻¹(x_a), G⁻¹(x_b))) as (n, D) samples: the path a user of latent interpolation sees. With
-    ``return_info``, also {"exact": [bool, bool], "reconstruction_error": [‖G(z_a) − x_a‖, ‖G(z_b) − x_b‖]}."""
+def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None, return_info: bool = False,
+                      condition: dict | None = None):
+    """G(slerp(G⁻¹(x_a), G⁻¹(x_b))) as (n, D) points: the path a user of latent interpolation sees, in the space the
+    diffusion runs in (G up to x_0, ``model.x0_generator``: a latent model's points are VAE latents; ``condition``: a
+    conditional model's). With ``return_info``, also {"exact": [bool, bool], "reconstruction_error":
+    [‖G(z_a) − x_a‖, ‖G(z_b) − x_b‖]}."""
     from explorer.models.inversion import invert
 
-    z, exact, err = invert(model, np.stack([np.ravel(x_a), np.ravel(x_b)]), steps)
+    condition = dict(condition or {})
+    z, exact, err = invert(model, np.stack([np.ravel(x_a), np.ravel(x_b)]), steps, condition)
     path = slerp(z[0], z[1], n)
     view = model.at(compute_device(), torch.float64)
-    G = view.generator("sampler", steps)
+    G = view.x0_generator(steps, **condition)
     with torch.no_grad():
         out = G(torch.from_numpy(path).reshape(n, *model.latent_shape).to(view.device)).reshape(n, -1).cpu().numpy()
     if return_info:
@@ -59,7 +63,7 @@ def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None, re
 
 def compare_paths(model, graph_points, log_density, log_density_torch=None, lam: float = 1.0, p0: float = 1.0,
                   log_p_ref: float = 0.0, n_points: int = 12, n_quad: int = 3, steps: int | None = None,
-                  max_iter: int = 30) -> dict:
+                  max_iter: int = 30, condition: dict | None = None) -> dict:
     """The geodesic, straight and slerp paths between the ends of ``graph_points`` (the graph geodesic's
     nodes, (m, D)), as {name: profile_along(...) of ``n_points`` points shown + ``metric_length``}.
 
@@ -77,7 +81,8 @@ def compare_paths(model, graph_points, log_density, log_density_torch=None, lam:
     refined = P
     if log_density_torch is not None and len(P) > 2:
         refined = refine_path(P, log_density_torch, n_quad=n_quad, max_iter=max_iter, **kw).points
-    slerp_points, slerp_info = latent_slerp_path(model, P[0], P[-1], n_points, steps, return_info=True)
+    slerp_points, slerp_info = latent_slerp_path(model, P[0], P[-1], n_points, steps, return_info=True,
+                                                 condition=condition)
     shown = {"geodesic": resample_polyline(refined, n_points), "straight": straight_line(P[0], P[-1], n_points),
              "slerp": slerp_points}
     measured = {"geodesic": refined, "straight": shown["straight"], "slerp": slerp_points}
