@@ -25,8 +25,8 @@ def get_density(spec: str, source: str):
 
 
 @st.cache_resource(show_spinner=False)
-def available_models(extra: tuple[str, ...] = ()) -> list[str]:
-    return catalog.available_models(extra)
+def available_models(extra: tuple[str, ...] = (), cached: tuple[str, ...] = ()) -> list[str]:
+    return catalog.available_models(extra, cached)
 
 
 @st.cache_resource(show_spinner=False)
