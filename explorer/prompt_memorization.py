@@ -173,17 +173,19 @@ class PromptReport:
 def prompt_report(model, prompts: pd.DataFrame, per_prompt: int = 4, seed: int = 0, steps: int | None = None,
                   wen_steps: int = 1, guidance_scale: float = 1.0, reference=None, n_directions: int | None = None,
                   radius: float | None = None, threshold: float | None = None, n_boot: int = 1000,
-                  min_count: int = 20, progress=None) -> PromptReport:
+                  min_count: int = 20, progress=None, conditions: list[dict] | None = None) -> PromptReport:
     """The prompt-list report of a text-to-image ``model`` (see the module docstring): ``prompts`` from
     ``read_prompts``; ``reference`` an image array (N, *sample_shape) from ``read_reference_images`` or None (the
     nearest-neighbour score is off then); descriptors on the ``sampler`` map with a P = ``n_directions`` sketch
-    (default: the per-device default) and δ at ``radius`` (default the model's ``delta_radius``)."""
+    (default: the per-device default) and δ at ``radius`` (default the model's ``delta_radius``). ``conditions``
+    (one dict a row of ``prompts``, e.g. a DiT class or {} for an unconditional model) replaces the prompts as the
+    rows' conditioning; Wen et al.'s score is then NaN unless the model takes prompts."""
     from explorer.descriptors import local_complexity, local_descriptors
     from explorer.device import compute_view
     from explorer.memorization import THRESHOLD, MemorizationScore, separation_table
     from explorer.views.sizes import default_directions, delta_radius, latent_dim
 
-    if "prompt" not in model.capabilities.conditioning:
+    if conditions is None and "prompt" not in model.capabilities.conditioning:
         raise UserError(f"model {model.name!r} takes no prompts (conditioning: "
                         f"{', '.join(model.capabilities.conditioning) or 'none'}); a prompt list needs a "
                         "text-to-image pipeline such as Stable Diffusion")
@@ -204,15 +206,19 @@ def prompt_report(model, prompts: pd.DataFrame, per_prompt: int = 4, seed: int =
         scorer = MemorizationScore(threshold=threshold).fit(np.asarray(reference).reshape(len(reference), -1))
     t0 = time.perf_counter()
     rows, images = [], []
+    texts = "prompt" in model.capabilities.conditioning
     for k, caption in enumerate(captions):
-        cond = {"prompt": caption} if guidance_scale == 1 else {"prompt": caption, "guidance_scale": guidance_scale}
+        cond = {"prompt": caption} if conditions is None else dict(conditions[k])
+        if guidance_scale != 1:
+            cond["guidance_scale"] = guidance_scale
         G = view.generator("sampler", steps=steps, **cond)
         zv = z.to(view.device, view.dtype)
         with torch.no_grad():
             x = G(zv).reshape(len(z), -1).double().cpu().numpy()
         desc = local_descriptors(G, zv, n_directions=sketch, seed=0)
         lc = local_complexity(G, zv, radius, n_directions=sketch, seed=0)
-        wen = wen_scores(view, caption, z, steps, wen_steps, guidance_scale)
+        wen = (wen_scores(view, cond.get("prompt", ""), z, steps, wen_steps, guidance_scale,
+                          cond.get("negative_prompt", "")) if texts else np.full(len(z), np.nan))
         row = pd.DataFrame({"prompt": k, "latent_seed": np.arange(int(seed), int(seed) + len(z)), "psi": desc.psi,
                             "nu": desc.nu, "nu_eff": desc.nu_eff, "delta": lc.delta, "wen": wen})
         if scorer is not None:
@@ -238,6 +244,7 @@ def prompt_report(model, prompts: pd.DataFrame, per_prompt: int = 4, seed: int =
         auroc = separation_table({f: table[f].to_numpy() for f in PROMPT_FEATURES}, table["memorized"].to_numpy(),
                                  n_boot=n_boot, seed=int(seed), min_count=min_count)
     params = {"model": model.name, "weights_hash": model.weights_hash, "n_prompts": len(captions),
+              "conditions": None if conditions is None else [dict(c) for c in conditions],
               "per_prompt": int(per_prompt), "seed": int(seed), "steps": steps, "map": "sampler",
               "guidance_scale": float(guidance_scale), "wen_steps": int(wen_steps), "P": int(P), "radius": radius,
               "threshold": threshold, "labelled": auroc is not None,

@@ -15,7 +15,8 @@ from webui.query import plain
 from webui.session import bind, init_state, set_state, store
 
 # Keys whose value depends on the model: reset when the model changes.
-MODEL_DEPENDENT = ("lg_seeds", "lg_cell", "geo_ends", "geo_source", "emb_sel", "mem_sel")
+MODEL_DEPENDENT = ("lg_seeds", "lg_cell", "geo_ends", "geo_source", "emb_sel", "mem_sel", "cond_class", "cond_prompt",
+                   "cond_negative", "cond_scale")
 # Sizes whose defaults depend on the kind of model: reset when the kind changes (2-D points ↔ images), so that a
 # 128 × 128 plane chosen for a toy never starts on a digits model.
 KIND_DEPENDENT = ("lg_steps", "lg_extent", "lg_res", "lg_dirs", "lg_t", "lg_map", "emb_n", "emb_k", "emb_density",

@@ -321,6 +321,33 @@ def _memorization(model, p, progress):
     return (rep, record), not record.get("hit")
 
 
+def _prompt_args(p):
+    return (p["captions"], p.get("labels"), p["per_prompt"], p.get("seed", 0), p.get("steps"), p.get("wen_steps", 1),
+            p.get("guidance_scale", 1.0), p.get("reference_dir"), p.get("conditions"), p.get("n_directions"))
+
+
+def _prompt_units(model, p):
+    steps = int(model.default_steps if p.get("steps") is None else p["steps"])
+    n = len(p["captions"]) * int(p["per_prompt"])
+    return {("descriptor", _descriptor_ident(model, "sampler")): _jvp_units(model, n, "sampler", steps, None,
+                                                                           p.get("n_directions"))}
+
+
+def _prompt_cached(model, p):
+    from explorer.views.memorization import prompt_report_is_cached
+
+    return prompt_report_is_cached(model, *_prompt_args(p))
+
+
+@_register("prompt_memorization", _prompt_units, _prompt_cached,
+           lambda m, p: f"the memorization report of {len(p['captions'])} prompts × {p['per_prompt']} samples")
+def _prompt_memorization(model, p, progress):
+    from explorer.views.memorization import prompt_report_cached
+
+    rep, record = prompt_report_cached(model, *_prompt_args(p), progress=progress)
+    return (rep, record), not record.get("hit")
+
+
 # ---------------------------------------------------------------------------- keys, running, estimates
 def job_key(name: str, model, params: dict) -> str:
     """A job's name: its kind, the model's weights hash and dtype, and a hash of its parameters (objects such as a
