@@ -165,3 +165,30 @@ def test_cli_memorization_with_a_prompt_list(tmp_path, capsys):
     assert list(table["caption"]) == PROMPTS and "wen" in table.columns
     record = json.loads((tmp_path / "out" / "mem.json").read_text())
     assert record["n_prompts"] == 4 and record["nearest"].startswith("off")
+
+
+def test_the_cached_report_is_the_report(tmp_path, isolated_cache):
+    """The page's entry point stores what prompt_report computes and reads it back (a second call hits the disk)."""
+    from explorer.views.memorization import prompt_report_cached, prompt_report_is_cached
+
+    m = load_model(str(tiny_folder("sd")))
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for k, level in enumerate((20, 200)):
+        Image.fromarray(np.full((8, 8, 3), level, np.uint8)).save(ref / f"{k}.png")
+    args = (m, PROMPTS[:2], [True, False], 1, 0, 2, 1, 1.0, str(ref), None, 2)
+    assert not prompt_report_is_cached(*args)
+    rep, rec = prompt_report_cached(*args, min_count=1)
+    assert not rec["hit"] and prompt_report_is_cached(*args)
+    again, rec2 = prompt_report_cached(*args, min_count=1)
+    assert rec2["hit"]
+    direct = prompt_report(m, read_prompts(_jsonl(tmp_path / "p.jsonl")).iloc[:2], per_prompt=1, steps=2,
+                           reference=read_reference_images(ref, m.sample_shape)[0], n_directions=2, min_count=1,
+                           n_boot=200)
+    for col in ("psi", "nu_eff", "delta", "wen", "ratio", "d_nearest"):
+        np.testing.assert_allclose(again.prompts[col].to_numpy(float), direct.prompts[col].to_numpy(float),
+                                   rtol=1e-5)
+    np.testing.assert_allclose(again.auroc["auroc"].to_numpy(float), direct.auroc["auroc"].to_numpy(float))
+    # another reference folder is another entry
+    (ref / "2.png").write_bytes((ref / "0.png").read_bytes())
+    assert not prompt_report_is_cached(*args)
