@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.models import load_model
+from explorer.views import figures
 from explorer.views import local_geometry as lgv
 from explorer.views.sizes import sizes_for
 from webui import charts, heatmaps, jobs, profiles, sidebar
@@ -29,6 +30,16 @@ FIGURES = {
 choice = st.radio("Figure", list(FIGURES), format_func=FIGURES.get, horizontal=True, key="fig_choice",
                   label_visibility="collapsed")
 ring = load_model("toy2d/ring")
+JOBS = figures.figure_jobs(preset)
+
+
+def result(name):
+    """The backend's result of figure ``name`` (None while it runs: the page stops there)."""
+    kind, spec, params = JOBS[name]
+    res = jobs.result_of(kind, load_model(spec), params)
+    if res is None:
+        st.stop()
+    return res
 
 
 def live(page: str, label: str, **query) -> None:
@@ -47,9 +58,7 @@ def square(fig, height=460):
 
 
 if choice == "g2":
-    res = jobs.result_of("figure", ring, {"figure": "figure2", "preset": preset})
-    if res is None:
-        st.stop()
+    res = result("g2")
     f = go.Figure(log_p_trace(res["grid"]))
     X, bg = res["X"], res["is_bg"]
     f.add_trace(go.Scatter(x=X[~bg, 0], y=X[~bg, 1], mode="markers", marker={"size": 2, "color": "#4a6fa5"},
@@ -66,9 +75,7 @@ if choice == "g2":
     live("app_pages/geodesics.py", "drag λ on Geodesics", model="toy2d/ring")
 
 elif choice == "g3":
-    res = jobs.result_of("figure", ring, {"figure": "figure3"})
-    if res is None:
-        st.stop()
+    res = result("g3")
     cols = st.columns(2)
     for col, g in zip(cols, res["graphs"], strict=True):
         X = res["X"]
@@ -97,9 +104,7 @@ elif choice == "g3":
     live("app_pages/geodesics.py", "try an ε-graph on Geodesics", model="toy2d/ring", graph="epsilon")
 
 elif choice == "g4":
-    res = jobs.result_of("figure", ring, {"figure": "figure4"})
-    if res is None:
-        st.stop()
+    res = result("g4")
     t = res["table"]
     f = go.Figure()
     for sampling, dash in (("uniform", "solid"), ("density", "dash")):
@@ -111,16 +116,15 @@ elif choice == "g4":
                     margin={"l": 10, "r": 10, "t": 30, "b": 10},
                     xaxis={"type": "log", "dtick": "D1"}, yaxis={"type": "log", "dtick": 1, "exponentformat": "power"})
     st.plotly_chart(f, key="fig_g4", config={"displayModeBar": False})
-    st.markdown("The graph distance between two points of a ring density against an independent reference, as the "
-                "number of graph points grows, for points drawn uniformly over the box (solid) or from p itself "
-                "(dashed). The error falls with N; at large λ the p-samples leave the empty centre empty, so "
-                "their error stays high and barely falls: why the explorer adds uniform background points.")
+    st.markdown("The graph distance between two points of a ring density against an independent reference (the "
+                "eikonal distance: |∇T| = c solved by fast marching on a fine grid), as the number of graph points "
+                "grows, for points drawn uniformly over the box (solid) or from p itself (dashed). The error falls "
+                "with N; at large λ the p-samples leave the empty centre empty, so their error stays high and barely "
+                "falls: why the explorer adds uniform background points.")
     live("app_pages/geodesics.py", "change the number of points on Geodesics", model="toy2d/ring")
 
 elif choice == "g5":
-    res = jobs.result_of("figure", ring, {"figure": "figure5"})
-    if res is None:
-        st.stop()
+    res = result("g5")
     for r in res:
         c1, c2 = st.columns(2)
         for col, name in ((c1, "euclidean"), (c2, "geodesic")):
@@ -142,12 +146,7 @@ elif choice == "g5":
 elif choice == "l1":
     S = sizes_for(ring, preset)
     d = lgv.local_geometry_defaults(ring, preset)
-    got = jobs.result_of("descriptor_plane", ring, {"map": "sampler", "steps": d["steps"], "t": None, "seeds": [],
-                                                    "n": d["n"], "extent": d["extent"],
-                                                    "n_directions": d["n_directions"], "radius": d["radius"]})
-    if got is None:
-        st.stop()
-    arrays, _ = got
+    arrays, _ = result("l1")
     cols = st.columns(3)
     for col, (name, label) in zip(cols, (("psi", "ψ"), ("nu_eff", "ν_eff"), ("delta", "δ")), strict=True):
         lo, hi = heatmaps.value_range(arrays[name])
@@ -164,11 +163,7 @@ elif choice == "l1":
 elif choice == "l2":
     S = sizes_for(ring, preset)
     T = ring.num_train_timesteps
-    got = jobs.result_of("on_off", ring, {"map": "from_t", "t": int(0.17 * T), "steps": int(S["steps"]),
-                                          "grid_n": int(S["onoff_grid"]), "r_factor": 0.05, "n_ts": int(S["auroc_ts"])})
-    if got is None:
-        st.stop()
-    (table, counts), sweep = got
+    (table, counts), sweep = result("l2")
     f = go.Figure()
     for name in [c for c in sweep.columns if c != "t"]:
         f.add_trace(go.Scatter(x=sweep["t"], y=sweep[name], mode="lines+markers", name=name))
@@ -185,11 +180,7 @@ elif choice == "l2":
 elif choice == "l3":
     dm = load_model("digits/memorized")
     S = sizes_for(dm, preset)
-    got = jobs.result_of("memorization", dm, {"n": S["mem_n"], "seed": 0, "steps": S["mem_steps"],
-                                              "threshold": 1 / 3, "preset": preset})
-    if got is None:
-        st.stop()
-    rep, _ = got
+    rep, _ = result("l3")
     train = dm.training_data().reshape(len(dm.training_set), -1)
     for flag, title in ((True, "memorized"), (False, "novel")):
         rows = mem.gallery_order(rep.table, "ratio", not flag, "memorized" if flag else "novel")[:6]

@@ -24,6 +24,7 @@ COMMANDS = {
     "cluster": ("explorer.commands.cluster", "spectral clustering with geodesic vs baseline affinities"),
     "embedding": ("explorer.commands.embedding", "UMAP embeddings and clusterings over a λ grid (the Embedding page)"),
     "memorization": ("explorer.commands.memorization", "memorized vs novel samples and each descriptor's AUROC"),
+    "guidance": ("explorer.commands.guidance", "reward guidance toward larger or smaller ψ, and what it changes"),
     "precompute": ("explorer.commands.precompute", "fill a cache folder (default: assets/cache) with default views"),
 }
 

@@ -42,6 +42,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import rankdata
 
+from explorer import distributed
+
 #: ratio < THRESHOLD ⇔ memorized (Yoon et al. 2023; Gu et al. 2023).
 THRESHOLD = 1 / 3
 #: Default near-duplicate tolerance, as a fraction of the median nearest-neighbour distance in the training set.
@@ -305,7 +307,19 @@ def memorization_report(model, n: int = 512, seed: int = 0, steps: int | None = 
     z = torch.stack([model.latent_of_seed(seed + i) for i in range(n)])
     samples, cols = [], {"psi": [], "nu": [], "nu_eff": [], "delta": []}
     P = None
-    for s in range(0, n, batch_size):
+    backend = distributed.active()
+    if backend is not None:  # the same batches, on the workers of a Ray cluster
+        from explorer.distributed.compute import latent_descriptors
+
+        d, lc, xs = latent_descriptors(
+            backend, model, z, map_name="sampler", steps=steps, dtype=view.dtype, n_directions=n_directions, seed=0,
+            radius=radius, samples_steps=steps, chunk=batch_size,
+            progress=lambda done, total: say(share * done / total, f"descriptors of {done}/{total} samples "
+                                                                   f"({time.perf_counter() - t0:.0f} s)"))
+        samples, P = [xs.reshape(n, -1)], d.n_directions
+        for key, v in (("psi", d.psi), ("nu", d.nu), ("nu_eff", d.nu_eff), ("delta", lc.delta)):
+            cols[key].append(v)
+    for s in range(0, n if backend is None else 0, batch_size):
         zb = z[s:s + batch_size]
         with torch.no_grad():
             samples.append(G(zb.to(view.device, view.dtype)).reshape(len(zb), -1).double().cpu().numpy())
@@ -329,7 +343,12 @@ def memorization_report(model, n: int = 512, seed: int = 0, steps: int | None = 
         kwargs = {**getattr(model, "default_likelihood", {"method": "discrete"})}
         if kwargs.get("method") == "discrete":
             kwargs["steps"] = steps
-        for s in range(0, n, batch_size):
+        if backend is not None:
+            from explorer.distributed.compute import log_prob
+
+            log_p[:] = log_prob(backend, model, x, kwargs, batch_size, progress=lambda done, total: say(
+                share + 0.25 * done / total, f"log p of {done}/{total} samples ({time.perf_counter() - t0:.0f} s)"))
+        for s in range(0, n if backend is None else 0, batch_size):
             log_p[s:s + batch_size] = model.log_prob(x[s:s + batch_size], **kwargs)
             done = min(s + batch_size, n)
             say(share + 0.25 * done / n, f"log p of {done}/{n} samples ({time.perf_counter() - t0:.0f} s)")

@@ -83,6 +83,19 @@ def chromium_page(width: int = 1400, height: int = 900):
             browser.close()
 
 
+@contextlib.contextmanager
+def chromium_pages(n: int, width: int = 1400, height: int = 900):
+    """``n`` pages of one Chromium, each in its own browser context: ``n`` separate sessions of the app."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield [browser.new_context(viewport={"width": width, "height": height}).new_page() for _ in range(n)]
+        finally:
+            browser.close()
+
+
 def wait_idle(page, timeout: float = 180.0) -> None:
     """Wait until the app has drawn a Plotly chart and no script run is in progress."""
     page.wait_for_selector(".js-plotly-plot", timeout=timeout * 1000)

@@ -501,3 +501,31 @@ def test_log_p_color_range_keeps_the_top_of_the_density():
     assert charts.log_p_color_range(z) == {"zmin": 0.5 - 25.0, "zmax": 0.5}
     assert charts.log_p_color_range(np.array([-1.0, -2.0])) == {"zmin": -2.0, "zmax": -1.0}
     assert charts.log_p_color_range(np.array([np.nan])) == {}
+
+
+def test_every_paper_figure_draws_from_the_backend():
+    """Each figure of the Paper figures page draws its chart or images, with what to look at and a live link."""
+    from explorer.views.figures import figure_jobs
+
+    at = run_page("app_pages/figures.py")
+    assert_clean(at)
+    choices = list(figure_jobs(profiles.profile_name()))
+    assert len(at.radio(key="fig_choice").options) == len(choices)
+    for choice in choices:
+        at.radio(key="fig_choice").set_value(choice).run()
+        assert_clean(at)
+        assert at.get("plotly_chart") or at.get("imgs"), choice
+        assert any("Explore it live" in str(p.proto) for p in at.get("page_link")), choice
+def test_refine_the_path_shows_the_refined_length_beside_the_graphs():
+    """"Refine the path" on the Geodesics page (KDE density: an exact gradient, seconds): the refined length next to
+    the graph path's under the same measure, never longer, and the refined path drawn."""
+    at = run_page(PAGES[1])
+    at.selectbox(key="geo_density").set_value("kde").run()
+    at.select_slider(key="w_geo_lam").set_value(0.0562).run()
+    assert_clean(at)
+    at.button(key="geo_refine").click().run()
+    assert_clean(at)
+    metrics = {m.label: float(m.value) for m in at.metric}
+    assert metrics["Refined length"] <= metrics["Graph path, same measure"]
+    assert metrics["Refined length"] < metrics["Geodesic length (graph)"]
+    assert len(trace(at, "refined geodesic")["x"]) >= 3

@@ -209,7 +209,8 @@ def test_model_density_uses_the_default_likelihood(digits, ring):
 def test_precomputed_default_views_are_read_from_the_shipped_folder(digits, tmp_path, monkeypatch):
     shipped = tmp_path / "assets-cache"
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(shipped))
-    records = precompute_default_views(digits, preset=profiles.profile_name(), embedding=False, log=lambda *_: None)
+    records = precompute_default_views(digits, preset=profiles.profile_name(), embedding=False, log=lambda *_: None,
+                                       guidance=False)  # the Guidance page's shipped view: tests/test_app_guidance.py
     assert [r["what"] for r in records] == ["pool", "descriptor plane", "sample descriptors", "memorization report"]
     assert sum(p.stat().st_size for p in shipped.iterdir()) < 2e6
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "user"))

@@ -16,6 +16,7 @@ HINTS = [
     commands.image_geodesics("digits/full", 1000, 10, 3, 1.0, 1.0, 0, 6, 10),
     commands.embedding("toy2d/moons", "kde", 1000, [0.05, 0.3, 1, 3, 10], 10, 3, 15),
     commands.memorization("digits/memorized", 512, 0, 20, 1 / 3),
+    commands.guidance("toy2d/ring", [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0], 512, 0, 50, 2048, 1, "noised", None, 1000),
 ]
 
 

@@ -283,3 +283,14 @@ def test_background_points_cover_bounding_box():
     assert (B.min(0) >= [-0.2, -0.3]).all() and (B.max(0) <= [2.2, 3.3]).all()
     assert B[:, 0].min() < 0 and B[:, 0].max() > 2  # the margin is used
     np.testing.assert_array_equal(add_background_points(X, 500, margin=0.1, seed=3)[0], P)
+
+
+def test_default_k_grows_with_log_n(square):
+    from explorer.geodesics.graph import default_k
+
+    assert [default_k(n) for n in (2, 100, 800, 2500, 10000, 10 ** 6)] == [10, 10, 10, 12, 14, 21]
+    g = GenerativeGeodesics(k=None).fit(square, ring())  # 600 points: k = 10
+    assert g.k_ == 10 and np.array_equal(g.edges_, knn_edges(square, 10))
+    big = np.random.default_rng(1).uniform(0, 1, size=(3000, 2))
+    assert GenerativeGeodesics(k=None).fit(big, constant(0.0)).k_ == 12
+    assert GenerativeGeodesics(graph="epsilon", eps=0.2).fit(square, ring()).k_ is None

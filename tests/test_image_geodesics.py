@@ -104,9 +104,95 @@ def test_three_paths_large_lambda_is_straight_and_small_lambda_bends_to_the_data
     assert np.linalg.norm(geo[len(geo) // 2]) < np.linalg.norm(line[len(line) // 2]) - 0.1  # towards the mode
     L = lambda P: discrete_length(P, dens, lam=1e-12)  # noqa: E731
     assert L(geo) < L(line)
-    g = near["geodesic"]  # the refinement never lengthens the graph path, and the lengths are the quadrature's
-    assert g["metric_length"] <= g["length_graph"] and g["length_graph"] == pytest.approx(L(graph), rel=1e-9)
-    assert g["metric_length"] == pytest.approx(L(g["refined_points"]), rel=1e-9)
+    g = near["geodesic"]  # never longer than the graph path, and every length is the one measure's
+    M = lambda P: discrete_length(P, dens, lam=1e-12, max_step=g["max_step"])  # noqa: E731
+    assert g["metric_length"] <= g["length_graph"] and g["length_graph"] == pytest.approx(M(graph), rel=1e-9)
+    assert g["metric_length"] == pytest.approx(M(g["refined_points"]), rel=1e-9)
+    assert near["straight"]["metric_length"] == pytest.approx(M(np.stack([a, b])), rel=1e-9)
+
+
+def assert_geodesic_is_shortest(out, log_density, lam, log_p_ref=0.0, n_quad=3):
+    """The three paths of ``compare_paths`` share their endpoints, and under the one measure (re-computed here
+    from the measured polylines) the geodesic is never longer than the straight line or the slerp."""
+    g, line, sl = out["geodesic"], out["straight"], out["slerp"]
+    a, b = g["graph_points"][0], g["graph_points"][-1]
+    for P in (g["refined_points"], sl["measured_points"]):
+        np.testing.assert_array_equal(P[[0, -1]], [a, b])
+    np.testing.assert_array_equal(line["points"][[0, -1]], [a, b])
+
+    def M(P):
+        return discrete_length(P, log_density, lam=lam, log_p_ref=log_p_ref, n_quad=n_quad, max_step=g["max_step"])
+
+    lengths = {"geodesic": M(g["refined_points"]), "straight": M(np.stack([a, b])), "slerp": M(sl["measured_points"])}
+    for name in lengths:
+        assert out[name]["metric_length"] == pytest.approx(lengths[name], rel=1e-9)
+    assert lengths["geodesic"] <= lengths["straight"] and lengths["geodesic"] <= lengths["slerp"]
+    assert lengths["geodesic"] <= M(g["graph_points"])
+    return lengths
+
+
+def test_geodesic_never_longer_than_line_or_slerp_on_the_gaussian_oracle():
+    """The oracle model (G linear, so its inversion is exact and the slerp is a circle arc in data space), at a λ
+    far below p along the paths (c ≈ 1/p: the geodesic dives towards the mode), at λ ≈ p at the endpoints and at
+    λ → ∞ (the straight line)."""
+    model = gaussian_model()
+    a, b = np.zeros(D), np.zeros(D)
+    a[0], b[0], b[1] = 2.5, -0.5, 1.8
+    graph = np.stack([a, 0.5 * (a + b) + 0.3, b])
+    dens = lambda P: log_gauss(P, S ** 2)  # noqa: E731
+    torch_dens = score_log_density_torch(model, dens, sigma=1e-3)
+    p_a = math.exp(float(dens(a[None])[0]))
+    for lam in (1e-12, p_a, 1e8):
+        out = compare_paths(model, graph, dens, torch_dens, lam=lam, n_points=5, max_iter=30)
+        lengths = assert_geodesic_is_shortest(out, dens, lam)
+        assert max(out["slerp"]["reconstruction_error"]) < 1e-4
+        if lam == 1e-12:  # the refinement does real work: far shorter than either
+            assert lengths["geodesic"] < 0.9 * min(lengths["straight"], lengths["slerp"])
+        if lam == 1e8:
+            assert lengths["geodesic"] == pytest.approx(np.linalg.norm(b - a) * (1 + 1 / lam), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_geodesic_never_longer_than_line_or_slerp_on_the_ring(ring):
+    """toy2d/ring (exact density, exact inversion, central-difference gradient) at λ = 0.05: between (2, 0) and
+    (0, 2) the slerp follows the ring and is the shortest candidate, and the chord through the empty inside is far
+    longer (about 40 s on 2 cores: every log p is a Newton inversion)."""
+    import warnings
+
+    from explorer.geodesics import GenerativeGeodesics, add_background_points
+    from explorer.geodesics.interpolation import finite_difference_torch
+
+    X = add_background_points(np.asarray(ring.training_data(), dtype=np.float64)[:200], 100)[0]  # connected
+    f = lambda P: ring.log_prob(P, method="discrete")  # noqa: E731
+    i, j = int(np.argmin(np.linalg.norm(X - [2, 0], axis=1))), int(np.argmin(np.linalg.norm(X - [0, 2], axis=1)))
+    lam = 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g = GenerativeGeodesics(lam=lam, relative=True, log_p_ref=ring.log_p_ref, k=8).fit(X, f)
+    out = compare_paths(ring, X[g.path(i, j)], f, finite_difference_torch(f, 0.03), lam=lam,
+                        log_p_ref=ring.log_p_ref, n_points=5, max_iter=10)
+    lengths = assert_geodesic_is_shortest(out, f, lam, ring.log_p_ref)
+    assert max(out["slerp"]["reconstruction_error"]) < 1e-4  # the toy's inversion is exact
+    assert out["geodesic"]["start"] == "slerp" and lengths["geodesic"] < 0.7 * lengths["straight"]
+
+
+@pytest.mark.slow
+def test_geodesic_never_longer_than_line_or_slerp_on_digits():
+    """digits/full: ODE log p (Hutchinson, shared probes), refinement by the model's score, approximate inversion
+    (the slerp ends on G(z) ≠ x); a small graph and a coarse measure keep it to a few hundred density calls."""
+    from explorer.geodesics import GenerativeGeodesics
+    from explorer.models import load_model
+
+    model = load_model("digits/full")
+    X = np.asarray(model.training_data(), dtype=np.float64).reshape(-1, 64)[:30]
+    f = model.log_density()
+    g = GenerativeGeodesics(lam=1.0, relative=True, log_p_ref=model.log_p_ref, k=6, n_quad=1).fit(X, f)
+    path = g.path(0, int(np.argmax(g.distances(0)[np.isfinite(g.distances(0))])))
+    a, b = X[path[0]], X[path[-1]]
+    out = compare_paths(model, X[path], f, score_log_density_torch(model, f), lam=1.0, log_p_ref=model.log_p_ref,
+                        n_points=4, n_quad=1, max_iter=3, max_step=float(np.linalg.norm(b - a)) / 8, n_slerp=8)
+    assert_geodesic_is_shortest(out, f, 1.0, model.log_p_ref, n_quad=1)
+    assert min(out["slerp"]["reconstruction_error"]) > 0  # approximate inversion: the bridges are needed
 
 
 def test_image_strip_layout():
@@ -138,7 +224,8 @@ def test_inversion_exact_and_approximate():
     assert rel.max() < 0.05
 
 
-def test_geodesics_cli_on_digits_compares_three_paths(tmp_path):
+@pytest.mark.slow
+def test_geodesics_cli_on_digits_compares_three_paths(tmp_path):  # a few minutes: ODE log p along three paths
     import json
 
     from explorer.cli import main
@@ -148,7 +235,8 @@ def test_geodesics_cli_on_digits_compares_three_paths(tmp_path):
                  "--relative", "--compare", "4", "--source", "0", "--target", "1", "--out", str(out)]) == 0
     arrays = np.load(out)
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["summary"]["n_background"] == 0 and record["density"]["likelihood"]["method"] == "ode"
+    assert record["summary"]["n_background"] == 0
+    assert record["density"]["source"] == "model" and record["density"]["method"] == "ode"
     for name in ("geodesic", "straight", "slerp"):
         assert arrays[f"{name}_points"].shape == (4, 64) and np.isfinite(arrays[f"{name}_log_p"]).all()
     np.testing.assert_allclose(arrays["straight_points"][[0, -1]], arrays["X"][[0, 1]])

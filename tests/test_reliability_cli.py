@@ -14,7 +14,7 @@ def error_lines(err: str) -> list[str]:
 
 def test_os_errors_and_bugs_are_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "conv.json").mkdir()  # the record beside --out cannot be written
-    rc = main(["convergence", "--sizes", "20", "--lams", "1", "--n-ref", "40", "--repeats", "1",
+    rc = main(["convergence", "--sizes", "20", "--lams", "1", "--ref-grid", "41", "--repeats", "1",
                "--out", str(tmp_path / "conv.csv")])
     err = capsys.readouterr().err
     assert rc == 2 and len(error_lines(err)) == 1 and "Traceback" not in err, err

@@ -112,7 +112,7 @@ def bad_options(paths) -> dict[str, dict[str, st.SearchStrategy]]:
         "cluster": {**density, "--n-clusters": bad_positive_int(), "--sigma": bad_positive_float()},
         "convergence": {"--sizes": st.sampled_from(["1", "0", *INT_WORDS]), "--lams": bad_positive_float(),
                         "--p0": bad_positive_float(), "--k": bad_positive_int(), "--n-quad": bad_positive_int(),
-                        "--n-ref": st.sampled_from(["9", "0", *INT_WORDS]), "--repeats": bad_positive_int(),
+                        "--ref-grid": st.sampled_from(["20", "0", *INT_WORDS]), "--repeats": bad_positive_int(),
                         "--seed": bad_seed(), "--out": bad_out},
         "memorization": {"--model": bad_model(paths), "--n": bad_positive_int(), "--seed": bad_seed(),
                          "--steps": st.one_of(bad_positive_int(), st.just("5000")),
@@ -131,7 +131,7 @@ PREFIX = {
     "descriptors": ["--grid", "4", "--steps", "2"],
     "geodesics": ["--density", "kde", "--n", "40", "--background", "0"],
     "cluster": ["--density", "kde", "--n", "40"],
-    "convergence": ["--sizes", "20", "--n-ref", "40", "--repeats", "1", "--lams", "1"],
+    "convergence": ["--sizes", "20", "--ref-grid", "41", "--repeats", "1", "--lams", "1"],
     "memorization": ["--n", "4", "--steps", "2", "--no-likelihood"],
     "train": ["toy2d", "--iterations", "1"],
 }

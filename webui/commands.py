@@ -49,3 +49,12 @@ def embedding(spec: str, source: str, n: int, lams, k: int, n_quad: int, n_neigh
 def memorization(spec: str, n: int, seed: int, steps: int, threshold: float) -> str:
     return _cmd("memorization", "--model", spec, "--n", n, "--seed", seed, "--steps", steps, "--threshold",
                 _f(threshold), "--out", "memorization")
+
+
+def guidance(spec: str, rhos, n: int, seed: int, steps: int, reward_n: int, reward_seed: int, states: str,
+             iterations: int | None, n_boot: int, n_directions: int | None = None) -> str:
+    return _cmd("guidance", "--model", spec, "--rho=" + ",".join(_f(r) for r in rhos), "--n", n, "--seed", seed,
+                "--steps", steps, "--reward-n", reward_n, "--reward-seed", reward_seed, "--reward-states", states,
+                ["--reward-iterations", iterations] if iterations is not None else None,
+                ["--n-directions", n_directions] if n_directions is not None else None,
+                "--n-boot", n_boot, "--out", "guidance")

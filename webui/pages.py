@@ -21,8 +21,9 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("geodesics", "app_pages/geodesics.py", "Geodesics", "geodesics"),
     PageSpec("embedding", "app_pages/embedding.py", "Embedding & clusters", "embedding"),
     PageSpec("memorization", "app_pages/memorization.py", "Memorization", "memorization"),
+    PageSpec("guidance", "app_pages/guidance.py", "Guidance", "guidance"),
     PageSpec("figures", "app_pages/figures.py", "Paper figures", "figures"),
 )
 #: Deep links of the pages: "" is the default page (served at /).
 DEEP_LINKS = {"local_geometry": "local_geometry", "geodesics": "geodesics", "embedding": "embedding",
-              "memorization": "memorization", "figures": "figures"}
+              "memorization": "memorization", "guidance": "guidance", "figures": "figures"}

@@ -124,6 +124,8 @@ QUERY_SCHEMA: dict[str, Param] = {
     "mvs": Param("mem_compare", str, str, lambda v: 0 < len(v) <= 500),
     "mx": Param("mem_scatter", str, str, _one_of(*MEM_SCATTER)),
     "msel": Param("mem_sel", int, str, _in_range(0, BIG)),
+    # the Guidance page: the chosen ρ (snapped to the report's grid by the page)
+    "rho": Param("guide_rho", float, fmt_float, _in_range(-1000.0, 1000.0)),
 }
 STATE_TO_QUERY = {p.state: q for q, p in QUERY_SCHEMA.items()}
 #: State keys snapped to the λ slider's options after decoding.

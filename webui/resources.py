@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import streamlit as st
 
 from explorer.density.cached import make_density
 from explorer.models import load_model
-from explorer.views.embedding import warm_umap
 from webui import catalog
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 @st.cache_resource(show_spinner=False)
@@ -33,14 +35,31 @@ def available_models(extra: tuple[str, ...] = (), cached: tuple[str, ...] = ()) 
 
 
 @st.cache_resource(show_spinner=False)
-def umap_warmer() -> dict:
-    """Starts UMAP's JIT warm-up in a background thread, once per server process."""
+def umap_warmer(delay: float = 15.0) -> dict:
+    """Warm UMAP's numba JIT up once per server process, without holding the first page: after ``delay`` seconds
+    and only while the compute worker is idle, a low-priority subprocess runs one tiny UMAP, which fills numba's
+    on-disk cache (a later UMAP in the server loads compiled code instead of compiling it)."""
     info: dict = {"done": False, "seconds": None}
 
     def run():
+        import subprocess
+        import sys
+        import time
+
+        from explorer.jobs import default_registry
+
+        time.sleep(delay)
+        while default_registry().jobs(active_only=True):
+            time.sleep(5.0)
+        start = time.perf_counter()
         try:
-            info["seconds"] = warm_umap()
+            subprocess.run(["nice", "-n", "15", sys.executable, "-c",
+                            "from explorer.views.embedding import warm_umap; warm_umap()"],
+                           check=False, capture_output=True, timeout=600, cwd=str(_ROOT))
+        except (OSError, subprocess.SubprocessError):
+            pass
         finally:
+            info["seconds"] = time.perf_counter() - start
             info["done"] = True
 
     threading.Thread(target=run, name="umap-warmup", daemon=True).start()

@@ -21,7 +21,9 @@ class PointsAndDensity:
     info: dict = field(default_factory=dict)
 
 
-def add_density_arguments(p) -> None:
+def add_density_arguments(p, auto_sizes: bool = False) -> None:
+    """The shared arguments; ``auto_sizes``: --k and --n-quad default to None, chosen from N and λ by the command
+    (``explorer.geodesics.graph.default_k``, ``explorer.geodesics.quadrature.default_n_quad``)."""
     p.add_argument("--model", default="toy2d/ring", help="built-in model (default toy2d/ring)")
     p.add_argument("--n", type=_args.int_at_least(2), default=2000,
                    help="training points to use, a seeded subset (default 2000)")
@@ -33,9 +35,16 @@ def add_density_arguments(p) -> None:
     p.add_argument("--lam", type=_args.positive_float, default=1.0, help="λ > 0 (default 1.0)")
     p.add_argument("--p0", type=_args.positive_float, default=1.0, help="p0 > 0 (default 1.0)")
     p.add_argument("--relative", action="store_true", help="λ and p0 in units of p_ref (median training density)")
-    p.add_argument("--k", type=_args.positive_int, default=10,
-                   help="neighbours of the symmetric k-NN graph (default 10)")
-    p.add_argument("--n-quad", type=_args.positive_int, default=3, help="Gauss–Legendre nodes per edge (default 3)")
+    if auto_sizes:
+        p.add_argument("--k", type=_args.positive_int, default=None,
+                       help="neighbours of the symmetric k-NN graph (default: max(10, round(1.5 ln N)), N points)")
+        p.add_argument("--n-quad", type=_args.positive_int, default=None,
+                       help="Gauss–Legendre nodes per edge (default: 3 for λ ≥ 1, 5 below, λ in units of p_ref)")
+    else:
+        p.add_argument("--k", type=_args.positive_int, default=10,
+                       help="neighbours of the symmetric k-NN graph (default 10)")
+        p.add_argument("--n-quad", type=_args.positive_int, default=3,
+                       help="Gauss–Legendre nodes per edge (default 3)")
     p.add_argument("--seed", type=_args.seed, default=0, help="seed of the subset and background points (default 0)")
 
 

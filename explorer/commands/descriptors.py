@@ -22,6 +22,7 @@ import numpy as np
 from explorer import files
 from explorer.commands import _args
 from explorer.commands._condition import add_condition_arguments, condition_from_args
+from explorer.distributed.cli import add_ray_arguments, session
 from explorer.models import DEFAULT_MODEL
 from explorer.provenance import stamped
 
@@ -45,6 +46,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=_args.output_file, required=True,
                    help="output .npz (a .json of parameters is written beside)")
     add_condition_arguments(p)
+    add_ray_arguments(p)
 
 
 def compute(args):
@@ -73,13 +75,16 @@ def compute(args):
         params["condition"] = condition
     if params["t"] is None and args.map in ("from_t", "denoiser"):
         raise ValueError(f"--map {args.map} needs --t, a timestep in [0, {model.num_train_timesteps})")
-    arrays, cache_record = run_in_foreground("descriptor_plane", model, params)
+    with session(args) as backend:  # --ray: the same job, its latents sharded over Ray workers
+        arrays, cache_record = run_in_foreground("descriptor_plane", model, params)
+        ray_info = None if backend is None else backend.describe()
     record = {"model": args.model, "weights_hash": model.weights_hash, "map": args.map, "steps": args.steps,
               "t": params["t"], "anchors": args.anchors, "condition": condition, "n": args.grid, "extent": args.extent,
               "radius": float(arrays["radius"]), "n_directions": cache_record["params"]["n_directions"],
               "P": cache_record["params"]["n_directions"], "seed": args.seed, "dtype": args.dtype,
               "n_layer_calls": int(arrays["n_layer_calls"]) if "n_layer_calls" in arrays else None,
-              "cache_key": cache_record["key"], "cache_hit": bool(cache_record.get("hit"))}
+              "cache_key": cache_record["key"], "cache_hit": bool(cache_record.get("hit")),
+              "ray": ray_info}
     return arrays, record
 
 

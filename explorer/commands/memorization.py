@@ -27,6 +27,7 @@ from pathlib import Path
 
 from explorer import files
 from explorer.commands import _args
+from explorer.distributed.cli import add_ray_arguments, session
 from explorer.models import DEFAULT_MODEL
 from explorer.provenance import stamped
 
@@ -49,6 +50,7 @@ def add_arguments(p) -> None:
                    help="latents per descriptor batch (default 64)")
     p.add_argument("--out", type=_args.output_file, required=True,
                    help="output prefix OUT: writes OUT.csv, OUT.auroc.csv, OUT.json")
+    add_ray_arguments(p)
     g = p.add_argument_group("prompt lists (text-to-image pipelines)")
     g.add_argument("--prompts", type=Path, default=None,
                    help="CSV or JSONL with a 'caption' field and an optional 'memorized' label: one row per prompt")
@@ -87,7 +89,8 @@ def run(args) -> int:
         return _run_prompts(args, model, start)
 
     # through the disk cache the app reads too: the Memorization page then opens this run instantly
-    with ConsoleProgress(f"memorization report of {args.n} samples") as progress:
+    # --ray: samples, descriptors and log p of the samples sharded over Ray workers
+    with session(args), ConsoleProgress(f"memorization report of {args.n} samples") as progress:
         report, cache_record = report_cached(model, args.n, args.seed, args.steps, args.threshold, progress,
                                              likelihood=not args.no_likelihood, n_boot=1000,
                                              n_directions=args.n_directions, radius=args.radius,

@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer import cache
+from explorer import cache, distributed
 
 #: Training points the median of p_ref is taken over (evenly spaced).
 REF_POINTS = 1000
+#: Step of the central differences that give a discrete (exact) model log p its gradient for path refinement, in
+#: units of the training data's RMS spread (toy2d/ring: 0.028; the slope agrees between steps 0.02 and 0.05 there).
+FD_STEP = 0.02
 
 
 def content_hash(a) -> str:
@@ -62,8 +65,11 @@ class Density:
     ``fn``: the log density (M, D) → (M,). ``source``: ``model`` (the model's ``default_likelihood``) or ``kde``.
     ``log_p_ref``: the reference log density (``reference_log_density``). ``weights_hash``: the cache key of what
     defines the density (the model, or the KDE's points). ``ident``: its parameters (in every cache key and
-    record). ``torch``: the same log density as a torch-differentiable map for path refinement, or None.
-    ``progress(done, total)``: called per chunk of ``chunk`` points of a large evaluation.
+    record). ``torch``: the same log density as a torch-differentiable map for path refinement, or None;
+    ``gradient``: what its gradient is ("exact": of this very log p; "approximate": e.g. the model's score).
+    ``progress(done, total)``: called per chunk of ``chunk`` points of a large evaluation. ``remote``: how the
+    workers of a Ray backend evaluate ``fn`` (explorer.distributed.compute.log_density): (model, kwargs) when ``fn``
+    is ``model.log_density(**kwargs)``, (model, fn) to ship ``fn`` itself; None: always evaluated here.
     """
 
     fn: Callable
@@ -72,10 +78,12 @@ class Density:
     weights_hash: str
     ident: dict
     torch: Callable | None = None
+    gradient: str | None = None
     chunk: int = 4096
     #: the conditioning of a conditional model's density (log p(x | c), guidance scale 1); {} otherwise
     condition: dict = field(default_factory=dict)
     n_evals: int = 0
+    remote: tuple | None = field(default=None, repr=False, compare=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
@@ -93,6 +101,13 @@ class Density:
 
         def compute():
             self.n_evals += len(P)
+            backend = distributed.active()
+            if backend is not None:  # the same chunks, on the workers of a Ray cluster
+                from explorer.distributed.compute import log_density
+
+                out = log_density(backend, self, P, progress)
+                if out is not None:
+                    return {"log_p": out}
             out = np.empty(len(P))
             for s in range(0, len(P), self.chunk):
                 out[s:s + self.chunk] = np.asarray(self.fn(P[s:s + self.chunk]), dtype=np.float64).reshape(-1)
@@ -130,7 +145,7 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
         kde = KernelDensity(pts, bandwidth=bandwidth)
         whash = content_hash(pts) if data is not None else model.weights_hash
         ident = {"source": "kde", "bandwidth": kde.bandwidth, "data": name or model.name}
-        dens = Density(kde, "kde", 0.0, whash, ident, torch=kde.torch)
+        dens = Density(kde, "kde", 0.0, whash, ident, torch=kde.torch, gradient="exact", remote=(model, kde))
         dens.log_p_ref = reference_log_density(dens, pts)
         return dens
     if source == "model":
@@ -146,8 +161,9 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
         ident = {"source": "model", **likelihood, "steps": model.default_steps}
         if condition:
             ident["condition"] = condition
-        dens = Density(model.log_density(**condition), "model", 0.0, model.weights_hash, ident, condition=condition)
-        dens.torch = _torch_log_density(model, likelihood, dens, condition)
+        dens = Density(model.log_density(**condition), "model", 0.0, model.weights_hash, ident, condition=condition,
+                       remote=(model, condition))
+        dens.torch, dens.gradient = _torch_log_density(model, likelihood, dens, condition)
         dens.log_p_ref = model_log_p_ref(model, dens, condition)
         return dens
     raise ValueError(f"density source must be 'model' or 'kde'; got {source!r}")
@@ -190,18 +206,28 @@ def reference_samples(model, n: int, condition: dict | None = None) -> np.ndarra
     return np.asarray(arrays["x0"], dtype=np.float64)
 
 
-def _torch_log_density(model, likelihood: dict, density: Density, condition: dict | None = None) -> Callable | None:
-    """The model density as a torch-differentiable map: the exact a.e. gradient −J⁻ᵀz of the discrete density;
-    the model's score at σ ≈ 0.1 for the ODE estimate (explorer.density.score); None without a diffusion."""
+def _torch_log_density(model, likelihood: dict, density: Density,
+                       condition: dict | None = None) -> tuple[Callable | None, str | None]:
+    """The model density as a torch-differentiable map and what its gradient is: for the discrete (exact) density,
+    central differences of that log p over a step of FD_STEP × the training data's RMS spread ("exact": of the
+    reported log p itself; ``explorer.geodesics.interpolation.finite_difference_torch`` says why not the a.e.
+    gradient −J⁻ᵀz, which points against the slope of a ReLU model's piecewise log p); the model's score at σ ≈ 0.1
+    for the ODE estimate ("approximate", explorer.density.score); (None, None) without a diffusion."""
     if not model.capabilities.diffusion:
-        return None
+        return None, None
     if likelihood.get("method") == "discrete":
-        from explorer.density.ddim import discrete_log_density_torch
+        if model.training_set is None:
+            from explorer.density.ddim import discrete_log_density_torch
 
-        return discrete_log_density_torch(model)
+            return discrete_log_density_torch(model), "approximate"
+        from explorer.geodesics.interpolation import finite_difference_torch
+
+        data = flat_points(model.training_data())
+        step = FD_STEP * float(np.sqrt(np.mean(np.var(data, axis=0))))
+        return finite_difference_torch(density.fn, step), "exact"
     from explorer.density.score import score_log_density_torch
 
-    return score_log_density_torch(model, density, condition=condition)
+    return score_log_density_torch(model, density, condition=condition), "approximate"
 
 
 _SECONDS_PER_POINT: dict[tuple, float] = {}

@@ -122,13 +122,20 @@ def descriptor_maps(G, plane: LatentPlane, radius: float | None = None, directio
     1/4 of the grid spacing) and the same directions as ψ/ν when they are sketched. ``svd``: ψ/ν from the sketch's
     singular values, or from J's top ``n_directions`` by a randomized SVD (``local_descriptors``; ``params["svd"]``
     records which)."""
-    n = plane.n
     spacing = float(plane.u[1] - plane.u[0])
     radius = spacing / 4 if radius is None else float(radius)
     half = (lambda k: (lambda done, total: progress(done / total / 2 + k / 2))) if progress else (lambda k: None)
     desc = local_descriptors(G, plane.latents, directions, n_directions, seed, rank_tol, psi_floor,
                              progress=half(0), svd=svd)
     lc = local_complexity(G, plane.latents, radius, directions, n_directions, seed, progress=half(1))
+    return assemble_maps(plane, desc, lc, radius, seed, rank_tol, psi_floor)
+
+
+def assemble_maps(plane: LatentPlane, desc, lc, radius: float, seed: int, rank_tol: float,
+                  psi_floor: float) -> DescriptorMaps:
+    """The maps (n, n) and settings of ``descriptor_maps`` from the descriptors ``desc`` (LocalDescriptors) and δ
+    ``lc`` (LocalComplexity) of the plane's latents, in row-major order."""
+    n = plane.n
     maps = {"psi": desc.psi, "nu": desc.nu, "nu_eff": desc.nu_eff, "delta": lc.delta, "n_psi": desc.n_psi}
     maps = {k: np.asarray(v).reshape(n, n) for k, v in maps.items()}
     params = {"n": n, "extent": float(plane.u[-1]), "radius": radius, "n_directions": desc.n_directions,

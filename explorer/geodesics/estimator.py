@@ -22,6 +22,7 @@ from explorer.geodesics import baselines
 from explorer.geodesics.graph import (
     CSRLayout,
     components,
+    default_k,
     epsilon_edges,
     knn_edges,
     merge_duplicates,
@@ -79,19 +80,20 @@ class GenerativeGeodesics:
     """Generative geodesics d_{Ψ,λ} on a k-NN (``graph="knn"``) or ε-graph (``graph="epsilon"``).
 
     Parameters: ``lam`` (λ > 0), ``p0`` (> 0), ``relative`` (λ, p0 in units of p_ref = exp(``log_p_ref``),
-    which is then required, e.g. a model's ``log_p_ref``), ``k`` / ``eps`` (graph), ``n_quad`` (Gauss–Legendre
-    nodes per edge), ``n_straight`` (≥ 64 nodes for the straight-segment comparison), ``batch_size`` (points per
-    ``log_density`` call), ``max_matrix_points`` (largest N for ``distance_matrix``).
+    which is then required, e.g. a model's ``log_p_ref``), ``k`` / ``eps`` (graph; ``k=None``: ``default_k`` of the
+    number of distinct points, max(10, round(1.5 ln N))), ``n_quad`` (Gauss–Legendre nodes per edge), ``n_straight``
+    (≥ 64 nodes for the straight-segment comparison), ``batch_size`` (points per ``log_density`` call),
+    ``max_matrix_points`` (largest N for ``distance_matrix``).
 
     Fitted attributes: ``graph_`` (CSR, symmetric, weights w_ij), ``n_components_``, ``labels_`` (component of
     each input point), ``n_density_evals_`` (points handed to ``log_density``: N_nodes + E·n_quad after ``fit``,
     plus n_straight per new pair in ``compare_with_straight``), ``nodes_``, ``node_of_``, ``representative_``,
-    ``n_duplicates_``, ``edges_``, ``edge_lengths_``, ``log_p_nodes_``, ``log_p_quad_``, ``weights_``,
-    ``log_p_ref_`` (0 when ``relative=False``), ``connectivity_``.
+    ``n_duplicates_``, ``k_`` (the k used; None for an ε-graph), ``edges_``, ``edge_lengths_``, ``log_p_nodes_``,
+    ``log_p_quad_``, ``weights_``, ``log_p_ref_`` (0 when ``relative=False``), ``connectivity_``.
     """
 
     def __init__(self, lam: float = 1.0, p0: float = 1.0, relative: bool = False, log_p_ref: float | None = None,
-                 graph: str = "knn", k: int = 10, eps: float | None = None, n_quad: int = 3,
+                 graph: str = "knn", k: int | None = 10, eps: float | None = None, n_quad: int = 3,
                  n_straight: int = 64, batch_size: int = 65536, max_matrix_points: int = 10000):
         self.lam = lam
         self.p0 = p0
@@ -114,7 +116,7 @@ class GenerativeGeodesics:
             raise UserError(f"relative must be True or False; got {self.relative!r}")
         if self.graph not in ("knn", "epsilon"):
             raise ValueError(f"graph must be 'knn' or 'epsilon'; got {self.graph!r}")
-        if self.graph == "knn":
+        if self.graph == "knn" and self.k is not None:
             _count(self.k, "k")
         if self.graph == "epsilon":
             if self.eps is None:
@@ -156,8 +158,8 @@ class GenerativeGeodesics:
         n = len(self.nodes_)
         if n < 2:
             raise ValueError("X holds fewer than 2 distinct points")
-        self.edges_ = (knn_edges(self.nodes_, int(self.k)) if self.graph == "knn"
-                       else epsilon_edges(self.nodes_, self.eps))
+        self.k_ = None if self.graph != "knn" else default_k(n) if self.k is None else int(self.k)
+        self.edges_ = knn_edges(self.nodes_, self.k_) if self.graph == "knn" else epsilon_edges(self.nodes_, self.eps)
         E, D, nq = len(self.edges_), X.shape[1], int(self.n_quad)
         require_memory(8.0 * (2 * E * nq * (D + 1) + 2 * E * D) + _quadrature_bytes(nq),
                        f"log p at {E} edges × {nq} quadrature nodes in {D} dimensions", "lower n_quad or k")

@@ -227,6 +227,25 @@ def _geodesic_graph(model, p, progress):
     return (state, grid), computed
 
 
+def _refined_units(model, p):
+    """About 60 evaluations of the length (L-BFGS with restarts) of REFINE_POINTS vertices × REFINE_QUAD nodes,
+    each with 2D more for a central-difference gradient."""
+    from explorer.geodesics.interpolation import REFINE_POINTS, REFINE_QUAD
+
+    d = int(p["state"].X.shape[1])
+    pts = 60 * REFINE_POINTS * REFINE_QUAD * (1 + 2 * d)
+    return {("log_prob", _density_ident(p["density"]) + "|graph"): (float(pts), 60.0 * (1 + 2 * d))}
+
+
+@_register("refined_geodesic", _refined_units, lambda m, p: False,
+           lambda m, p: "the geodesic refined under the continuous metric")
+def _refined_geodesic(model, p, progress):
+    from explorer.views.geodesics import refined_geodesic
+
+    res = refined_geodesic(p["state"], p["lam"], p["p0"], p["i"], p["j"])
+    return res, not res.get("hit", True)
+
+
 def _image_graph_units(model, p):
     pts = graph_points_count(p["n"], p["k"], p["n_quad"])
     return {("log_prob", _density_ident(p["density"]) + "|graph"): _points_work(p["density"], pts)}
@@ -346,6 +365,49 @@ def _prompt_memorization(model, p, progress):
 
     rep, record = prompt_report_cached(model, *_prompt_args(p), progress=progress)
     return (rep, record), not record.get("hit")
+
+
+# ---------------------------------------------------------------------------- guidance
+def _guidance_params(model, p) -> dict:
+    from explorer.views.guidance import guidance_defaults
+
+    return {**guidance_defaults(model, p.get("preset", "default")), **{k: v for k, v in p.items() if k != "preset"}}
+
+
+def _guidance_units(model, p):
+    """(units, calls) of ψ of the reward's training latents (one full-Jacobian pass each: P + 1 copies per step, when
+    not cached) and, per ρ and sample, the inversion and ψ at the inverted latent (about two such passes)."""
+    q = _guidance_params(model, p)
+    steps = int(model.default_steps if q.get("steps") is None else q["steps"])
+    n = 2 * len(q["rhos"]) * int(q["n"])
+    if not _guidance_reward_cached(model, q):
+        n += int(q["reward_n"])
+    return {("descriptor", _descriptor_ident(model, "sampler")): _jvp_units(model, n, "sampler", steps, None,
+                                                                          q.get("n_directions"), delta=False)}
+
+
+def _guidance_reward_cached(model, q) -> bool:
+    from explorer.guidance.report import reward_params
+
+    params = reward_params(model, q["reward_n"], q["reward_seed"], q.get("steps"), q["map"], q.get("n_directions"), {})
+    return cache.exists("guidance_psi", params, model.weights_hash)
+
+
+def _guidance_cached(model, p):
+    """Whether the report is on disk: a quick read of the reward (itself cached) and the report."""
+    from explorer.guidance.report import guidance_is_cached
+
+    return guidance_is_cached(model, **_guidance_params(model, p))
+
+
+@_register("guidance", _guidance_units, _guidance_cached,
+           lambda m, p: f"reward guidance over {len(_guidance_params(m, p)['rhos'])} values of ρ: the reward, guided "
+                        "samples, their inversion and ψ")
+def _guidance(model, p, progress):
+    from explorer.guidance.report import guidance_report
+
+    arrays, record = guidance_report(model, progress=progress, **_guidance_params(model, p))
+    return (arrays, record), not record.get("hit")
 
 
 # ---------------------------------------------------------------------------- keys, running, estimates

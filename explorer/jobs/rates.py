@@ -109,13 +109,15 @@ class Rates:
             return self._costs[k]
 
 
-_default: Rates | None = None
+_defaults: dict[Path, Rates] = {}
 _default_lock = threading.Lock()
 
 
 def default_rates() -> Rates:
-    global _default
+    """The rates of ``$EXPLORER_HOME/rates.json``: one object per home, so that a changed EXPLORER_HOME (a test's
+    private home, a second profile) never reads or writes another home's costs."""
+    path = explorer_home() / "rates.json"
     with _default_lock:
-        if _default is None:
-            _default = Rates()
-        return _default
+        if path not in _defaults:
+            _defaults[path] = Rates(path)
+        return _defaults[path]

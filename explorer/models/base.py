@@ -163,13 +163,33 @@ class GenerativeModel(ABC):
     def generator(self, map: str = "sampler", steps: int | None = None, t: int | None = None,
                   **condition) -> nn.Module:
         """G as an ``nn.Module`` from (B, *latent_shape) to (B, *sample_shape) that owns its networks as
-        submodules (in this object's device and dtype). Refuses unknown maps and conditioning by name."""
+        submodules (in this object's device and dtype). Refuses unknown maps and conditioning by name.
+
+        Diffusion adapters take ``reward=`` and ``rho=`` on the ``sampler`` map by returning
+        ``self.guided_sampler(steps, reward, rho, **condition)`` when a reward is given (see ``DiffusionModel``)."""
+
+    def guided_sampler(self, steps: int | None = None, reward: nn.Module | None = None, rho: float = 0.0,
+                       **condition) -> nn.Module:
+        """The reward-guided DDIM sampler x_T → sample (explorer.guidance.GuidedDDIM), built from ``eps_model``,
+        ``schedule`` and ``decode_module`` alone, so every diffusion adapter has it."""
+        from explorer.guidance.sampler import guided_generator
+
+        self.check_condition(condition)
+        return guided_generator(self, steps, reward, rho, **condition)
 
     def sample(self, n: int, seed: int = 0, steps: int | None = None, batch_size: int | None = None,
-               **condition) -> np.ndarray:
+               reward: nn.Module | None = None, rho: float = 0.0, **condition) -> np.ndarray:
         """G(z) for exactly the latents ``latents(n, seed)``, computed on the compute device, as float32 numpy
-        (n, *sample_shape)."""
+        (n, *sample_shape).
+
+        With a ``reward`` r_φ(x_t, t) (diffusion models): the reward-guided DDIM sampler of strength ``rho``
+        (explorer.guidance; ρ = 0 gives exactly the plain samples)."""
         from explorer.device import compute_view, rows_per_chunk
+
+        if reward is not None:
+            from explorer.guidance.sampler import guided_sample
+
+            return guided_sample(self, n, seed, steps, reward, rho, batch_size=batch_size, **condition)
 
         view = compute_view(self)
         G = view.generator("sampler", steps, **condition)

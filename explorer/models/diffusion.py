@@ -57,11 +57,16 @@ class DiffusionModel(GenerativeModel):
         return self.denoiser
 
     def generator(self, map: str = "sampler", steps: int | None = None, t: int | None = None,
-                  **condition) -> nn.Module:
-        """``sampler``: x_T → x_0 through the S-step DDIM schedule; ``from_t``: x_t → x_0 through the
-        trailing part of that schedule starting at t; ``denoiser``: x_t → x̂_0(x_t, t)."""
+                  reward: nn.Module | None = None, rho: float = 0.0, **condition) -> nn.Module:
+        """``sampler``: x_T → x_0 through the S-step DDIM schedule (with a ``reward``: the guided sampler of strength
+        ``rho``, explorer.guidance); ``from_t``: x_t → x_0 through the trailing part of that schedule starting at t;
+        ``denoiser``: x_t → x̂_0(x_t, t)."""
         self.check_condition(condition)
         self.check_map(map)
+        if reward is not None:
+            if map != "sampler":
+                raise ValueError(f"reward guidance applies to the sampler map, not {map!r}")
+            return self.guided_sampler(steps, reward, rho, **condition)
         steps = self.default_steps if steps is None else int(steps)
         a = self.schedule.alphas_cumprod
         if map == "sampler":

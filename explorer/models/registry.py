@@ -75,6 +75,11 @@ def load_model(spec: str = DEFAULT_MODEL, cache: bool = True) -> GenerativeModel
                          "package.module:function")
     if cache and spec in _loaded:
         return _loaded[spec]
+    family = spec.split("/")[0]
+    if (spec not in BUILTIN_MODELS and "/" in spec and any(b.startswith(family + "/") for b in BUILTIN_MODELS)
+            and not Path(spec).expanduser().exists()):
+        # toy2d/nope: a typo of a built-in name, not a Hugging Face cache id
+        raise ValueError(f"unknown model {spec!r}; valid: {', '.join(BUILTIN_MODELS)}")
     for kind in _KINDS:
         if kind.claims(spec):
             model = kind.load(spec)

@@ -78,18 +78,19 @@ def figure3(model, n: int = 400, factors=(1.4, 0.7)) -> dict:
     return out
 
 
-def figure4(sizes=(250, 500, 1000), lams=(10.0, 0.05), repeats: int = 2) -> dict:
+def figure4(sizes=(250, 500, 1000), lams=(10.0, 0.05), repeats: int = 2, ref_grid: int = 401) -> dict:
     """The convergence study (paper 2, Figure 4) at small sizes, disk-cached: relative error of the graph distance
-    vs the number of points, for points drawn uniformly and from p, at a large and a small λ."""
+    vs the number of points, for points drawn uniformly and from p, at a large and a small λ, against the eikonal
+    distance on a ``ref_grid`` × ``ref_grid`` grid (``explorer.geodesics.convergence.reference_distances``)."""
     from explorer.geodesics.convergence import convergence_study
 
     params = {"sizes": [int(s) for s in sizes], "lams": [float(x) for x in lams], "repeats": int(repeats),
-              "version": 2}
+              "reference": "eikonal", "ref_grid": int(ref_grid), "version": 3}
 
     def compute():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            rows = convergence_study(sizes=tuple(sizes), lams=tuple(lams), n_repeats=repeats)
+            rows = convergence_study(sizes=tuple(sizes), lams=tuple(lams), n_repeats=repeats, ref_grid=ref_grid)
         cols = {c: np.array([r[c] for r in rows]) for c in rows[0]}
         return {k: (v.astype(str) if v.dtype == object else v) for k, v in cols.items()}
 
@@ -111,3 +112,28 @@ def figure5(models, lam: float = 0.05) -> list[dict]:
         aff = affinity_view(state, lam, 1.0, src)
         out.append({"model": model.name, "X": state.X, "is_bg": state.is_bg, "src": src, **aff})
     return out
+
+
+def figure_jobs(preset: str = "default") -> dict[str, tuple[str, str, dict]]:
+    """What each figure of the Paper figures page runs: {figure: (job kind, model spec, params)}, so that the page
+    and ``python -m explorer precompute`` ask the backend for the same cache entries."""
+    from explorer.models import load_model
+    from explorer.views.local_geometry import local_geometry_defaults
+    from explorer.views.sizes import sizes_for
+
+    ring, dm = load_model("toy2d/ring"), load_model("digits/memorized")
+    d, S, M = local_geometry_defaults(ring, preset), sizes_for(ring, preset), sizes_for(dm, preset)
+    T = ring.num_train_timesteps
+    return {
+        "g2": ("figure", "toy2d/ring", {"figure": "figure2", "preset": preset}),
+        "g3": ("figure", "toy2d/ring", {"figure": "figure3"}),
+        "g4": ("figure", "toy2d/ring", {"figure": "figure4"}),
+        "g5": ("figure", "toy2d/ring", {"figure": "figure5"}),
+        "l1": ("descriptor_plane", "toy2d/ring", {"map": "sampler", "steps": d["steps"], "t": None, "seeds": [],
+                                                  "n": d["n"], "extent": d["extent"],
+                                                  "n_directions": d["n_directions"], "radius": d["radius"]}),
+        "l2": ("on_off", "toy2d/ring", {"map": "from_t", "t": int(0.17 * T), "steps": int(S["steps"]),
+                                        "grid_n": int(S["onoff_grid"]), "r_factor": 0.05, "n_ts": int(S["auroc_ts"])}),
+        "l3": ("memorization", "digits/memorized", {"n": M["mem_n"], "seed": 0, "steps": M["mem_steps"],
+                                                    "threshold": 1 / 3, "preset": preset}),
+    }

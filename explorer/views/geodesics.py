@@ -183,6 +183,47 @@ def geodesic_view(state: GeodesicState, lam: float, p0: float, i: int, j: int) -
             "geodesic_profile": geo, "straight_profile": line}
 
 
+def refined_geodesic(state: GeodesicState, lam: float, p0: float, i: int, j: int) -> dict:
+    """The geodesic from i to j at (relative) λ, p0 refined under the continuous metric
+    (``explorer.geodesics.interpolation.refine_graph_geodesic``: the shortest of the graph path and the straight
+    segment, moved by L-BFGS with the density's gradient), with the graph path's length beside it under the same
+    measure. Disk-cached by the graph's parameters, endpoints, λ and p0. Returns ``ok`` False with a ``message``
+    when i and j are disconnected or the density has no gradient; otherwise ``points``, ``length`` (refined),
+    ``length_graph`` (the graph path, measured the same way), ``length_graph_edges`` (the graph's own edge sum,
+    what ``geodesic_view`` reports), ``start`` (the candidate refined), ``candidates``, ``refined`` (whether the
+    refinement was kept) and ``max_step``."""
+    from explorer import cache
+    from explorer.geodesics.interpolation import refine_graph_geodesic
+
+    density = state.density
+    if density.torch is None:
+        return {"ok": False, "message": "this density has no gradient to refine the path with"}
+    with state.lock:
+        state.est.set_lam(lam, p0)
+        try:
+            path, graph_length = state.est.path(int(i), int(j), return_length=True)
+        except ValueError as err:
+            return {"ok": False, "message": str(err)}
+        n_quad = int(state.est.n_quad)
+    params = {**state.params, "i": int(i), "j": int(j), "lam": float(lam), "p0": float(p0),
+              "density": density.info, "gradient": density.gradient, "version": 1}
+
+    def compute():
+        best = refine_graph_geodesic(state.X[path], density.fn, density.torch, lam=lam, p0=p0, n_quad=n_quad,
+                                     log_p_ref=density.log_p_ref)
+        return {"points": best.points, "length": np.array(best.length), "start": np.array(best.start),
+                "refined": np.array(best.refined), "max_step": np.array(best.max_step),
+                **{f"candidate.{k}": np.array(v) for k, v in best.lengths.items()}}
+
+    arrays, record = cache.cached("refined_geodesic", params, compute, weights_hash=density.weights_hash,
+                                  dtype="float64")
+    candidates = {k.split(".", 1)[1]: float(v) for k, v in arrays.items() if k.startswith("candidate.")}
+    return {"ok": True, "points": arrays["points"], "length": float(arrays["length"]),
+            "length_graph": candidates["graph"], "length_graph_edges": float(graph_length),
+            "start": str(arrays["start"]), "candidates": candidates, "refined": bool(arrays["refined"]),
+            "max_step": float(arrays["max_step"]), "gradient": density.gradient, "hit": record.get("hit", False)}
+
+
 def overlay_paths(state: GeodesicState, lams, p0: float, i: int, j: int) -> list[dict]:
     """Geodesics from i to j at several λ (the paper's Figure 2): ``[{"lam", "points" or None, "length"}]``."""
     out = []

@@ -78,16 +78,18 @@ def default_endpoints(labels, classes: tuple[int, int] = (0, 6)) -> list[int]:
 
 
 def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_points: int, max_iter: int) -> dict:
-    """``explorer.geodesics.three_paths.compare_paths`` between nodes i and j at (relative) λ, p0, starting from
-    the graph geodesic; the refinement's gradient is the model's score (explorer.density.score). Disk-cached
-    by the graph's parameters, endpoints, λ, p0 and sizes; returns {name: {points, log_p, c, arclength,
-    metric_length}} plus ``meta``."""
+    """``explorer.geodesics.three_paths.compare_paths`` between nodes i and j at (relative) λ, p0: all three paths
+    under one measure, the geodesic refined from the shortest of the graph path, the line and the slerp (the
+    refinement's gradient is the model's score, explorer.density.score). Disk-cached by the graph's parameters,
+    endpoints, λ, p0 and sizes; returns {name: {points, log_p, c, arclength, metric_length}} plus ``meta``; the
+    geodesic also has ``length_graph`` (the graph path under the same measure), ``start`` (the candidate refined)
+    and ``candidates`` ({name: length})."""
     from explorer.density.score import score_log_density_torch
     from explorer.geodesics.three_paths import compare_paths
 
     params = {**state.params, "i": int(i), "j": int(j), "lam": float(lam), "p0": float(p0),
               "n_points": int(n_points), "max_iter": int(max_iter), "refine_gradient": "model score, sigma 0.1",
-              "version": 5}
+              "measure": "one measure, refined from the shortest candidate", "version": 6}
 
     def compute():
         with state.lock:
@@ -105,6 +107,9 @@ def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_poin
             arrays[f"{name}.metric_length"] = np.array(d["metric_length"])
         arrays["graph_points"] = np.asarray(out["geodesic"]["graph_points"])
         arrays["length_graph"] = np.array(out["geodesic"]["length_graph"])
+        arrays["start"] = np.array(out["geodesic"]["start"])
+        for name, length in out["geodesic"]["candidates"].items():
+            arrays[f"candidate.{name}"] = np.array(length)
         return arrays
 
     arrays, record = cache.cached("three_paths", params, compute, weights_hash=model.weights_hash, dtype="float64")
@@ -113,6 +118,9 @@ def compare(model, density, state, i: int, j: int, lam: float, p0: float, n_poin
     for name in result:
         result[name]["metric_length"] = float(arrays[f"{name}.metric_length"])
     result["geodesic"]["length_graph"] = float(arrays["length_graph"])
+    result["geodesic"]["start"] = str(arrays["start"])
+    result["geodesic"]["candidates"] = {key.split(".", 1)[1]: float(arrays[key]) for key in arrays
+                                        if key.startswith("candidate.")}
     result["meta"] = {"graph_points": arrays["graph_points"], "hit": record.get("hit", False), "params": params}
     return result
 

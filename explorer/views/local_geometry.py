@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import torch
 
-from explorer import cache
+from explorer import cache, distributed
 from explorer.device import compute_view
 from explorer.views.sizes import default_condition, delta_radius, directions_for, latent_dim, sizes_for
 
@@ -46,6 +46,12 @@ def _samples_of(model, z: torch.Tensor, steps: int, condition: dict | None = Non
     G = view.generator("sampler", steps=steps, **(condition or {}))
     with torch.no_grad():
         return G(z.to(view.device, view.dtype)).float().cpu().numpy()
+
+
+def _halves(progress):
+    """A ``progress(done, total)`` for one sharded pass that computes what the one-process code reports as two
+    halves (ψ/ν, then δ): the fraction of chunks done."""
+    return None if progress is None else (lambda done, total: progress(done / max(total, 1)))
 
 
 def seed_inputs(model, seeds, anchors: str = "z", steps: int | None = None, condition: dict | None = None,
@@ -138,9 +144,17 @@ def descriptor_plane(model, map_name: str, steps: int, t: int | None, seeds, n: 
     def compute():
         plane = plane_for(model, seeds, n, extent, dtype=view.dtype, anchors=anchor_kind, steps=steps,
                           condition=condition)
-        G = view.generator(map_name, steps=steps, t=t, **condition)
-        dm = descriptor_maps(G, plane, radius=radius, n_directions=_sketch(model, P), seed=int(direction_seed),
-                             progress=progress)
+        backend = distributed.active()
+        if backend is not None:  # the same maps, computed chunk by chunk on the workers of a Ray cluster
+            from explorer.distributed.compute import descriptor_maps as sharded_maps
+
+            dm = sharded_maps(backend, model, plane, map_name=map_name, steps=steps, t=t, condition=condition,
+                              dtype=view.dtype, radius=radius, n_directions=_sketch(model, P),
+                              seed=int(direction_seed), progress=_halves(progress))
+        else:
+            G = view.generator(map_name, steps=steps, t=t, **condition)
+            dm = descriptor_maps(G, plane, radius=radius, n_directions=_sketch(model, P), seed=int(direction_seed),
+                                 progress=progress)
         anchors = plane.anchor_coords if len(plane.anchor_coords) else np.zeros((0, 2))
         return {**dm.maps, "u": plane.u, "v": plane.v, "singular_values": dm.singular_values,
                 "origin": plane.origin.numpy(), "basis": plane.basis.numpy(), "anchor_coords": anchors,
@@ -234,6 +248,17 @@ def sample_descriptors(model, map_name: str, steps: int, t: int | None, n: int, 
 
     def compute():
         z = torch.stack([model.latent_of_seed(s) for s in range(n)])
+        backend = distributed.active()
+        if backend is not None and not condition and anchors_for(map_name) == "z":
+            # descriptors and samples chunk by chunk on the workers of a Ray cluster (unconditional, at z)
+            from explorer.distributed.compute import latent_descriptors
+
+            view = compute_view(model)
+            d, lc, x = latent_descriptors(backend, model, z, map_name=map_name, steps=steps, t=t, dtype=view.dtype,
+                                          n_directions=_sketch(model, P), radius=radius, samples_steps=steps,
+                                          progress=_halves(progress))
+            return {"seeds": np.arange(n), "latents": z.numpy(), "samples": x.astype(np.float32), "psi": d.psi,
+                    "nu": d.nu, "nu_eff": d.nu_eff, "delta": lc.delta}
         inputs = seed_inputs(model, range(n), anchors_for(map_name), steps, condition)
         G = compute_view(model).generator(map_name, steps=steps, t=t, **condition)
         half = (lambda k: (lambda done, total: progress(done / max(total, 1) / 2 + k / 2))) if progress else (

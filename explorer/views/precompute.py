@@ -10,12 +10,15 @@ from explorer.views.sizes import latent_dim
 
 
 def precompute_default_views(model, preset: str = "default", embedding: bool = True, log=print,
-                             progress=None) -> list[dict]:
+                             progress=None, guidance: bool | None = None) -> list[dict]:
     """Compute (or read) what each page shows first for ``model`` at the ``preset`` sizes, through the disk cache:
     Local geometry (pool, plane, sample descriptors, under the model's ``default_condition``), Embedding (with
-    ``embedding``; over samples for a pipeline without a training set), and for image models the Geodesics graph
-    with its three paths (over training images, else samples) and, with a training set, the Memorization report.
-    Returns the cache records (what, kind, key, hit, seconds). ``progress(what)``, when given, makes a
+    ``embedding``; over samples for a pipeline without a training set), for image models the Geodesics graph with
+    its three paths (over training images, else samples) and, with a training set, the Memorization report, and for
+    diffusion models the Guidance report (its reward, ψ of the reward's training latents, and the figures over the ρ
+    grid): with ``guidance`` True for any diffusion model, None (default) for those of ``SHIPPED_GUIDANCE`` only
+    (toy2d/ring, digits/full: a reward costs minutes on the digits), False never. Returns
+    the cache records (what, kind, key, hit, seconds). ``progress(what)``, when given, makes a
     ``callback(fraction, ...)`` for each step (the CLI's progress bars)."""
     d = local_geometry_defaults(model, preset)
     t = None if d["map"] == "sampler" else d["t"]
@@ -64,4 +67,29 @@ def precompute_default_views(model, preset: str = "default", embedding: bool = T
         from explorer.views.image_geodesics import precompute_default_view
 
         precompute_default_view(model, preset, log=log)
+    from explorer.views.guidance import SHIPPED_GUIDANCE, guidance_view
+
+    if guidance is None:
+        guidance = model.name in SHIPPED_GUIDANCE
+    if guidance and model.capabilities.diffusion:
+        note("guidance report", guidance_view(model, preset, progress=bar("guidance report"))[1])
+    return records
+
+
+def precompute_figures(preset: str = "default", log=print) -> list[dict]:
+    """Compute (or read) every figure of the Paper figures page (``explorer.views.figures.figure_jobs``) through the
+    same backend jobs the page runs. Returns one record (what, kind, seconds) per figure."""
+    import time
+
+    from explorer.jobs.kinds import run_kind
+    from explorer.models import load_model
+    from explorer.views.figures import figure_jobs
+
+    records = []
+    for name, (kind, spec, params) in figure_jobs(preset).items():
+        start = time.perf_counter()
+        run_kind(kind, load_model(spec), params)
+        took = time.perf_counter() - start
+        records.append({"what": f"figure {name}", "kind": kind, "seconds": took})
+        log(f"figure {name} ({kind} of {spec}): {took:.1f} s")
     return records

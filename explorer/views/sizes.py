@@ -34,6 +34,9 @@ PRESETS: dict[str, dict] = {
         # P Jacobian directions (None: default_directions(d)), the Embedding graph's nodes per edge, and the
         # Memorization page's prompt lists: samples per prompt and Wen et al.'s first steps
         "n_directions": None, "embed_nq": 3, "mem_per_prompt": 4, "wen_steps": 1,
+        # the Guidance page: the ρ grid, samples per ρ, the reward's training latents and iterations (None: by kind)
+        "guide_rhos": (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0), "guide_n": 512, "guide_reward_n": 2048,
+        "guide_reward_iterations": None, "guide_boot": 1000,
     },
     "test": {
         "plane_n": 6, "steps": 3, "n_pool": 24, "n_samples": 12, "extent": 3.0, "seeds": (),
@@ -42,13 +45,16 @@ PRESETS: dict[str, dict] = {
         "igraph_n": 40, "igraph_k": 5, "igraph_nq": 1, "igraph_points": 4, "igraph_refine_iter": 2,
         "mem_n": 24, "mem_steps": 3, "mem_boot": 200,
         "n_directions": None, "embed_nq": 3, "mem_per_prompt": 1, "wen_steps": 1,
+        "guide_rhos": (0.0, 1.0), "guide_n": 16, "guide_reward_n": 32, "guide_reward_iterations": 100,
+        "guide_boot": 50,
     },
 }
 
 KIND_OVERRIDES: dict[str, dict[str, dict]] = {
     "default": {
         "image": {"plane_n": 16, "steps": 20, "n_pool": 48, "n_samples": 64, "extent": 12.0, "seeds": (0, 1, 2),
-                  "graph_n": 400, "n_background": 0, "k": 10, "embed_n": 300},
+                  "graph_n": 400, "n_background": 0, "k": 10, "embed_n": 300,
+                  "guide_rhos": (-0.25, 0.0, 0.25, 0.5), "guide_n": 256},
         # the sizes on CUDA (and δ's radius everywhere); DEVICE_OVERRIDES shrinks them on the CPU
         "pipeline": {"plane_n": 16, "steps": 50, "n_pool": 48, "n_samples": 64, "extent": None, "seeds": (0, 1, 2),
                      "graph_n": 200, "n_background": 0, "k": 10, "embed_n": 200, "igraph_n": 200, "igraph_k": 10,
@@ -56,11 +62,11 @@ KIND_OVERRIDES: dict[str, dict[str, dict]] = {
     },
     "test": {
         "image": {"plane_n": 4, "steps": 3, "n_pool": 12, "n_samples": 8, "extent": 12.0, "seeds": (0, 1, 2),
-                  "graph_n": 60, "n_background": 0, "k": 10, "embed_n": 40},
+                  "graph_n": 60, "n_background": 0, "k": 10, "embed_n": 40, "guide_n": 8},
         "pipeline": {"plane_n": 3, "steps": 2, "n_pool": 4, "n_samples": 3, "extent": None, "seeds": (0, 1, 2),
                      "n_directions": 2, "graph_n": 12, "n_background": 0, "k": 3, "embed_n": 12, "embed_nq": 1,
                      "igraph_n": 12, "igraph_k": 3, "igraph_nq": 1, "igraph_points": 3, "igraph_refine_iter": 1,
-                     "mem_n": 4, "mem_steps": 2, "mem_boot": 50},
+                     "mem_n": 4, "mem_steps": 2, "mem_boot": 50, "guide_n": 4},
     },
 }
 #: Per compute-device type, on top of a kind's sizes (``sizes(..., device=...)``).

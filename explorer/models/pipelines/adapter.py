@@ -79,10 +79,15 @@ class PipelineModel(GenerativeModel):
         return super().check_map(map)
 
     def generator(self, map: str = "sampler", steps: int | None = None, t: int | None = None,
-                  **condition) -> nn.Module:
-        """G for ``map`` (see the module docstring), owning the networks of this object's device and dtype."""
+                  reward: nn.Module | None = None, rho: float = 0.0, **condition) -> nn.Module:
+        """G for ``map`` (see the module docstring), owning the networks of this object's device and dtype; with a
+        ``reward`` on the ``sampler`` map, the reward-guided sampler of strength ``rho`` (explorer.guidance)."""
         self.check_condition(condition)
         self.check_map(map)
+        if reward is not None:
+            if map != "sampler":
+                raise ValueError(f"reward guidance applies to the sampler map, not {map!r}")
+            return self.guided_sampler(steps, reward, rho, **condition)
         decoder = self.decode_module()
         if map == "decoder":
             return decoder
