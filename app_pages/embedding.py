@@ -9,7 +9,19 @@ import streamlit as st
 
 from explorer.density.cached import has_likelihood
 from explorer.views import embedding as embv
-from webui import charts, commands, jobs, profiles, resources, selections, session, sidebar, widgets
+from webui import (
+    charts,
+    commands,
+    conditioning,
+    galleries,
+    jobs,
+    profiles,
+    resources,
+    selections,
+    session,
+    sidebar,
+    widgets,
+)
 
 spec = sidebar.sidebar()
 model = resources.get_model(spec)
@@ -17,22 +29,30 @@ P = profiles.sizes_for(model)
 DEF = embv.embedding_defaults(model, profiles.profile_name())
 IMAGE = model.image_shape  # (h, w) for image models, else None
 LIKELIHOOD = model.default_likelihood.get("method", "discrete")
+SAMPLES = DEF["points"] == "samples"  # a pipeline without a training set: over its own samples
+DISPLAY = galleries.display_of(model)
 
 st.title("Embedding & clusters")
 st.caption("UMAP of the geodesic distances d_λ next to UMAP of the straight-line distance and of the c ≡ 1 graph "
            "distance, coloured by spectral clusters (affinity exp(−d²/2σ²)) or by the data set's true labels. "
            "The λ slider moves over a precomputed grid whose embeddings are Procrustes-aligned one onto the next.")
 
+COND = conditioning.density_condition(model, conditioning.condition_fields(model, guidance=False))
+if SAMPLES:
+    st.caption("This pipeline has no training set: the points are its own samples (the x_0 of seeds 1 … n, "
+               f"{DEF['steps']} DDIM steps{', ' + conditioning.describe(COND) if COND else ''})"
+               + (", in the VAE latent space (shown decoded)" if model.latent_space else "")
+               + ", with the model's density at guidance scale 1; the labels are all one class.")
 with st.expander("Settings", expanded=False):
     c1, c2, c3 = st.columns(3)
-    n = int(c1.number_input("Training points", 10, 5000, DEF["n"], step=100, key="emb_n",
+    n = int(c1.number_input("Samples" if SAMPLES else "Training points", 10, 5000, DEF["n"], step=100, key="emb_n",
                             help="a seeded subset of the training data" + (
                                 "; every node and quadrature point costs one ODE likelihood with the model density"
                                 if IMAGE else "")))
     k = int(c1.number_input("k (neighbours)", 2, 100, DEF["k"], key="emb_k"))
     nq = int(c2.number_input("Quadrature points per edge", 1, 16, DEF["n_quad"], key="emb_nq"))
     n_neighbors = int(c2.number_input("UMAP n_neighbors", 2, 200, DEF["n_neighbors"], key="emb_nn"))
-    sources = ["kde", "model"] if has_likelihood(model) else ["kde"]
+    sources = ["model"] if SAMPLES else ["kde", "model"] if has_likelihood(model) else ["kde"]
     source = c3.selectbox("Density p", sources, key="emb_density",
                           format_func={"kde": "Gaussian KDE of the training data (fast)",
                                        "model": "model likelihood (probability-flow ODE; slow)" if LIKELIHOOD == "ode"
@@ -44,12 +64,15 @@ except ValueError as err:
     st.error(f"λ grid: {err}")
     lams = list(DEF["lams"])
 
-if embv.embedding_n(model, n) < n:
+if not SAMPLES and embv.embedding_n(model, n) < n:
     n = embv.embedding_n(model, n)
     st.caption(f"The training set has {n} points: the embedding uses all of them.")
-density = resources.get_density(spec, source)
-got = jobs.result_of("embedding", model, {"density": density, "n": int(n), "lams": [float(x) for x in lams],
-                                          "k": int(k), "n_quad": int(nq), "n_neighbors": int(n_neighbors)})
+density = resources.get_density(spec, source, conditioning.key_of(COND) if source == "model" else "")
+eparams = {"density": density, "n": int(n), "lams": [float(x) for x in lams], "k": int(k), "n_quad": int(nq),
+           "n_neighbors": int(n_neighbors)}
+if SAMPLES:
+    eparams.update(points="samples", condition=COND, steps=DEF["steps"])
+got = jobs.result_of("embedding", model, eparams)
 if got is None:
     st.stop()
 arrays, record = got
@@ -114,6 +137,7 @@ if IMAGE:
                 if sel else f"The first {len(shown)} of the {n} points as images (select points in a view to see "
                             "theirs)") + f"; their labels: {', '.join(str(arrays['labels'][i]) for i in shown)}.")
     widgets.image_gallery(arrays["X"][shown], IMAGE, np.asarray(shown), "emb_images", selectable=False, ncols=16,
+                         display=DISPLAY,
                          pixel=5, hover=[f"point {i}: label {arrays['labels'][i]}" for i in shown],
                          name="selected images" if sel else "images")
 elif sel:

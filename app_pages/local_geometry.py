@@ -12,7 +12,19 @@ import streamlit as st
 
 from explorer.views import local_geometry as lgv
 from explorer.views import sizes
-from webui import commands, descriptor_maps, galleries, jobs, profiles, resources, selections, session, sidebar, widgets
+from webui import (
+    commands,
+    conditioning,
+    descriptor_maps,
+    galleries,
+    jobs,
+    profiles,
+    resources,
+    selections,
+    session,
+    sidebar,
+    widgets,
+)
 
 spec = sidebar.sidebar()
 model = resources.get_model(spec)
@@ -20,6 +32,7 @@ P = profiles.sizes_for(model)
 DEF = lgv.local_geometry_defaults(model, profiles.profile_name())
 T = model.num_train_timesteps
 IMAGE = model.image_shape  # (h, w) for image models, else None
+DISPLAY = galleries.display_of(model)  # a pipeline's colour images (or decoded latents), else None: grey values
 d = sizes.latent_dim(model)
 NAMES = {"psi": "ψ (local scaling)", "nu": "ν (thresholded rank)", "nu_eff": "ν_eff (effective rank)",
          "delta": "δ (local complexity)"}
@@ -29,18 +42,22 @@ st.caption("Descriptors of the generator G at each latent (DESIGN.md §2): ψ = 
            "thresholded rank ν = #{σᵢ > 10⁻³σ₁} and the effective rank ν_eff = exp(entropy of σ/Σσ), and δ = the "
            "number of neurons whose sign changes over a small cross-polytope around the latent.")
 
+COND = conditioning.condition_fields(model)
+COND_NOTE = conditioning.describe(COND)
+
 # ---------------------------------------------------------------------------- map and steps
-maps = ["sampler", "from_t", "denoiser"]
+maps = [m for m in ("sampler", "from_t", "denoiser", "decoder") if m in model.capabilities.maps]
 c1, c2, c3, *c4 = st.columns(4 if d > 2 else 3)
 with c1:
     map_name = st.selectbox("Map G", maps, **session.bind("lg_map", "sampler", lambda v: v in maps),
                             help="sampler: x_T → x_0 (DDIM, η = 0); from_t: x_t → x_0 from step t; "
-                                 "denoiser: x_t → x̂_0 in one step")
+                                 "denoiser: x_t → x̂_0 in one step; decoder (latent pipelines): the VAE decoder "
+                                 "alone, x_0 latent → image, over planes through the x_0 latents of samples")
     session.store("lg_map", map_name)
 with c2:
     t = st.number_input(f"t (timestep in [0, {T}))", 0, T - 1, **session.bind("lg_t", DEF["t"]),
-                        disabled=map_name == "sampler", help="the paper finds on-/off-manifold best separated "
-                                                              "near t ≈ 0.17·T")
+                        disabled=map_name in ("sampler", "decoder"),
+                        help="the paper finds on-/off-manifold best separated near t ≈ 0.17·T")
     session.store("lg_t", int(t))
 with c3:
     steps = st.number_input("DDIM steps S", 1, 1000, **session.bind("lg_steps", DEF["steps"]))
@@ -59,12 +76,12 @@ if c4:
     n_dirs = int(dirs)
 else:
     n_dirs = d
-t_arg = None if map_name == "sampler" else int(t)
+t_arg = None if map_name in ("sampler", "decoder") else int(t)
 P_NOTE = f"P = {n_dirs} of d = {d} Jacobian directions ({'full Jacobian' if n_dirs == d else 'sketch'})"
 
 # ---------------------------------------------------------------------------- latents
 st.subheader("Latents and the plane")
-got = jobs.result_of("pool", model, {"n": int(P["n_pool"]), "steps": int(steps)})
+got = jobs.result_of("pool", model, {"n": int(P["n_pool"]), "steps": int(steps), "condition": COND})
 if got is None:
     st.stop()
 pool = got[0]
@@ -120,6 +137,7 @@ chosen = np.isin(pool["seeds"], seeds)
 if IMAGE:
     with gallery_col:
         picked = widgets.image_gallery(pool["samples"], IMAGE, pool["seeds"], "lg_pool_images", ncols=12, pixel=5,
+                                      display=DISPLAY,
                                       highlight=seeds, hover=[f"seed {s}" for s in pool["seeds"]],
                                       title=f"Samples G(z) of seeds 0–{P['n_pool'] - 1} (click to pick anchors)",
                                       name="pool images")
@@ -153,14 +171,20 @@ if d > 2 and len(seeds) != 3:
 else:
     plane = jobs.result_of("descriptor_plane", model, {
         "map": map_name, "steps": int(steps), "t": t_arg, "seeds": seeds, "n": n, "extent": float(extent),
-        "n_directions": n_dirs, "radius": radius}, what=f"the {n}×{n} descriptor maps ({P_NOTE})")
+        "n_directions": n_dirs, "radius": radius, "condition": COND}, what=f"the {n}×{n} descriptor maps ({P_NOTE})")
 if plane is not None:
     arrays, record = plane
     origin = ("From the shipped cache (assets/cache)" if record.get("shipped") else "From the disk cache"
               if record["hit"] else f"Computed in {record['seconds']:.1f} s")
     st.caption(f"{origin}; {map_name} map, S = {int(steps)} steps{'' if t_arg is None else f', t = {t_arg}'}, "
                f"{P_NOTE}; δ counts boundary neurons within radius r = {float(arrays['radius']):.3g} of each "
-               "latent (the model's δ radius, the same on every page).")
+               "latent (the model's δ radius, the same on every page)"
+               + (f"; {COND_NOTE}" if COND_NOTE else "")
+               + ("; the plane passes through the x_0 latents of the anchor seeds' samples (the decoder's inputs)"
+                  if map_name == "decoder" else "") + ".")
+    if not model.capabilities.piecewise_linear:
+        st.caption("δ on a smooth network: the number of pre-activations of its nonlinearities (SiLU, GELU) that "
+                   "change sign over the cross-polytope; softmax and normalisations are not counted.")
     st.info("Each cell is far larger than the linear regions of a trained sampler (latent displacements of 10⁻³ "
             "already flip neurons): a cell is a sample of the descriptors at its centre, not one linear region.",
             icon="ℹ️")
@@ -186,13 +210,13 @@ detail = None
 if arrays is not None and cell and len(cell) == 2 and max(cell) < n:
     z_cell = lgv.cell_latent(arrays, cell[0], cell[1])
     x_cell = jobs.result_of("cell", model, {"map": map_name, "steps": int(steps), "t": t_arg,
-                                            "latent": z_cell.tolist()})
+                                            "latent": z_cell.tolist(), "condition": COND})
     if x_cell is not None:
         detail = lgv.cell_details(model, map_name, int(steps), t_arg, arrays, cell[0], cell[1], sample=x_cell)
 
 got = jobs.result_of("sample_descriptors", model, {"map": map_name, "steps": int(steps), "t": t_arg,
                                                    "n": int(P["n_samples"]), "radius": radius,
-                                                   "n_directions": n_dirs},
+                                                   "n_directions": n_dirs, "condition": COND},
                      what=f"descriptors of {P['n_samples']} samples ({P_NOTE})")
 if got is None:
     st.stop()
@@ -208,6 +232,7 @@ with d1:
         vals = np.asarray(samp[color], dtype=np.float64)[order]
         picked = widgets.image_gallery(
             xs[order], IMAGE, samp["seeds"][order], "lg_samples", ncols=12, pixel=4, values=vals, value_name=color,
+            display=DISPLAY,
             highlight=seeds, hover=[f"seed {s}: {color} = {v:.4g}" for s, v in zip(samp["seeds"][order], vals,
                                                                                      strict=True)],
             title=f"{len(xs)} samples by {NAMES[color]}: lowest top left, highest bottom right",
@@ -248,7 +273,7 @@ with d2:
             i1, i2 = st.columns([1, 2])
             with i1:
                 widgets.show_image(detail["sample"], IMAGE, "G(z) of the cell" if map_name == "sampler"
-                                  else f"G(z) of the cell ({map_name}, t = {t_arg})", scale=16)
+                                  else f"G(z) of the cell ({map_name}, t = {t_arg})", scale=16, display=DISPLAY)
             with i2:
                 st.markdown(where)
                 st.caption(f"‖z‖ = {np.linalg.norm(detail['latent']):.3g} (a typical latent: about "

@@ -12,6 +12,11 @@ from webui import memorization as mem
 
 spec = sidebar.sidebar()
 model = resources.get_model(spec)
+if model.training_set is None:  # a pipeline without a training set: prompt lists, reference images
+    from webui import prompt_memorization
+
+    prompt_memorization.render(spec, model)
+    st.stop()
 is_image = model.image_shape is not None
 S = {**profiles.sizes_for(model), **profiles.memorization_page()}
 if st.session_state.get("_mem_model") not in (None, spec):  # model-dependent choices start afresh

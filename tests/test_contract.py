@@ -122,7 +122,7 @@ def test_views_convert_and_never_mutate(kind):
 
 def test_likelihoods(kind):
     _, m = kind
-    x = m.sample(4, seed=1, steps=kind_steps(m))
+    x = m.encode(m.sample(4, seed=1, steps=kind_steps(m)))  # the density's space: latent models' VAE latents
     for method in m.capabilities.likelihoods:
         kw, pts = {}, x
         if method == "discrete":  # the exact inversion of the default sampler, of its own float64 samples
@@ -144,6 +144,24 @@ def test_likelihoods(kind):
     else:
         with pytest.raises(ValueError, match="no likelihood"):
             m.log_prob(x)
+
+
+def test_the_diffusion_space(kind):
+    """``encode`` / ``decode`` / ``sample_x0`` move between samples and the space densities and graphs work in."""
+    _, m = kind
+    steps = kind_steps(m)
+    x = m.sample(2, seed=4, steps=steps)
+    space = m.diffusion_shape or m.sample_shape
+    e = m.encode(x)
+    assert e.shape == (2, *space) and e.dtype == np.float32
+    x0 = m.sample_x0(2, seed=4, steps=steps)
+    assert x0.shape == (2, *space) and x0.dtype == np.float32
+    np.testing.assert_allclose(m.decode(x0), x, rtol=1e-4, atol=1e-5)
+    if m.decode_module() is None:  # sample space: both are the identity
+        np.testing.assert_array_equal(e, x.reshape(e.shape))
+        np.testing.assert_array_equal(m.decode(x), x.reshape(2, *space))
+    if m.image_shape is not None:
+        np.testing.assert_array_equal(m.to_display(x0), m.to_display(x))
 
 
 def test_training_set_and_display(kind):

@@ -75,13 +75,12 @@ def test_hutchinson_agrees_with_the_exact_divergence_on_a_tiny_unet():
     assert np.all(np.abs(est - exact) < 5 * std), (est, exact, std)
 
 
-def test_pixel_pipelines_declare_the_ode_and_latent_ones_nothing():
-    assert load_model(str(tiny_folder("ddpm"))).capabilities.likelihoods == ("ode",)
-    for kind in ("dit", "sd"):
+def test_every_pipeline_declares_the_ode_in_its_diffusion_space():
+    for kind in ("ddpm", "dit", "sd"):
         m = load_model(str(tiny_folder(kind)))
-        assert m.capabilities.likelihoods == ()
-        with pytest.raises(ValueError, match="no likelihood"):
-            m.log_prob(np.zeros((1, *m.sample_shape)))
+        assert m.capabilities.likelihoods == ("ode",)
+        assert m.default_likelihood == {"method": "ode", "n_steps": 20, "n_probes": 2, "shared_probes": True}
+        assert np.isfinite(m.log_prob(np.zeros((1, *m.diffusion_shape)), n_steps=2)).all()
     with pytest.raises(ValueError, match="unknown likelihood method 'discrete'"):
         load_model(str(tiny_folder("ddpm"))).log_prob(np.zeros((1, 1, 8, 8)), method="discrete")
 

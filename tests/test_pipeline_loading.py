@@ -139,6 +139,33 @@ def test_a_cache_id_opens_from_the_local_cache_only(tmp_path, monkeypatch):
     assert load_model("tiny-org/tiny-ddpm", cache=False).sample_shape == (1, 8, 8)
 
 
+def test_cached_pipelines_lists_the_supported_pipelines_in_the_cache(tmp_path, monkeypatch):
+    from explorer.models.pipelines import cached_pipelines
+
+    cache = tmp_path / "hub"
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert cached_pipelines() == []  # no cache folder at all
+    _cache_layout(cache, "tiny-org/tiny-sd", tiny_folder("sd"))
+    _cache_layout(cache, "b-org/tiny-dit", tiny_folder("dit"))
+    # not pipelines: a text model, a pipeline of an unsupported class, a repository without its snapshot
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "config.json").write_text("{}")
+    _cache_layout(cache, "org/a-text-model", text)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_folder("ddpm"), other)
+    index = json.loads((other / "model_index.json").read_text())
+    (other / "model_index.json").write_text(json.dumps({**index, "_class_name": "KarrasVePipeline"}))
+    _cache_layout(cache, "org/unsupported", other)
+    (cache / "models--org--partial" / "refs").mkdir(parents=True)
+    assert cached_pipelines() == ["b-org/tiny-dit", "tiny-org/tiny-sd"]
+    assert cached_pipelines(tmp_path / "nowhere") == []
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # HF_HOME/hub, read at the call
+    assert cached_pipelines() == ["b-org/tiny-dit", "tiny-org/tiny-sd"]
+
+
 def test_a_cache_id_not_in_the_cache_names_the_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     with pytest.raises(ValueError, match=r"nor a pipeline in the local Hugging Face cache .*empty-hub") as err:

@@ -1,7 +1,9 @@
 """Which models the app offers, and which a link may open.
 
 The sidebar lists the built-in models that load here, the models named in ``EXPLORER_MODELS`` (the server's
-own list: paths, ``package.module:function``, later cache ids) and those the user added in this session. A link
+own list: trained ``.safetensors`` paths, diffusers pipeline folders, ``org/name`` cache ids,
+``package.module:function``), the supported pipelines found in the local Hugging Face cache (``cached_models``:
+checked from their files, loaded only when chosen) and those the user added in this session. A link
 (``?model=...``) may name only those: a new path needs the user to add it in the sidebar, so that a link never
 makes the server open a file nobody chose.
 """
@@ -29,12 +31,23 @@ def server_models(env: str | None = None) -> list[str]:
     return list(dict.fromkeys(p for p in parts if p))
 
 
-def available_models(extra=()) -> list[str]:
-    """The built-in models that load here, then the ``extra`` specs that load (in order, without repeats)."""
-    return [s for s in dict.fromkeys([*list_models(), *extra]) if model_status(s)[0]]
+def cached_models() -> list[str]:
+    """The ``org/name`` ids of the supported pipelines in the local Hugging Face cache (``HF_HUB_CACHE`` /
+    ``HF_HOME``, read now), from their files alone: a cached Stable Diffusion is not loaded just to be listed."""
+    from explorer.models.pipelines import cached_pipelines
+
+    return cached_pipelines()
+
+
+def available_models(extra=(), cached=()) -> list[str]:
+    """The built-in models that load here, then the ``extra`` specs that load, then the ``cached`` pipeline ids
+    (already checked by ``cached_models``; loaded when chosen), in order, without repeats."""
+    loads = [s for s in dict.fromkeys([*list_models(), *extra]) if model_status(s)[0]]
+    return list(dict.fromkeys([*loads, *cached]))
 
 
 def link_may_open(spec: str, added=()) -> bool:
-    """Whether a link's ``model=`` may name ``spec``: a built-in model, one of ``EXPLORER_MODELS``, or one the
-    user added in this session (``added``)."""
-    return spec in list_models() or spec in server_models() or spec in tuple(added)
+    """Whether a link's ``model=`` may name ``spec``: a built-in model, one of ``EXPLORER_MODELS``, a pipeline of
+    the local cache, or one the user added in this session (``added``)."""
+    return (spec in list_models() or spec in server_models() or spec in tuple(added)
+            or spec in cached_models())

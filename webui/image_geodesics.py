@@ -13,13 +13,21 @@ import streamlit as st
 
 from explorer.views import geodesics as geov
 from explorer.views import image_geodesics as igv
-from webui import commands, galleries, jobs, profiles, query, resources, session, widgets
+from webui import commands, conditioning, galleries, jobs, profiles, query, resources, session, widgets
 
 
 def render(spec: str, model) -> None:
     S = igv.image_graph_defaults(model, profiles.profile_name())
     shape = model.image_shape
+    display = galleries.display_of(model)  # colour, or a latent model's latents decoded
+    samples = S["points"] == "samples"
     st.title("Generative geodesics between images")
+    cond = conditioning.density_condition(model, conditioning.condition_fields(model, guidance=False))
+    if samples:
+        st.caption("This pipeline has no training set: the graph's nodes are its own samples (the x_0 of seeds 1 … n, "
+                   f"{S['steps']} DDIM steps{', ' + conditioning.describe(cond) if cond else ''})"
+                   + (", in the VAE latent space the diffusion runs in (shown decoded)" if model.latent_space else "")
+                   + "; log p is the model's own, at guidance scale 1.")
     lik = model.default_likelihood
     st.caption("Shortest paths of the metric c(x)·‖dx‖, c = (p0 + λ)/(p(x) + λ), on a k-NN graph of training images "
                f"(DESIGN.md §3). log p: the model's likelihood ({lik.get('method')}"
@@ -29,13 +37,20 @@ def render(spec: str, model) -> None:
                  "training images.")
     with st.expander("Graph", expanded=False):
         c1, c2, c3 = st.columns(3)
-        n = int(c1.number_input("Training images (nodes)", 20, len(model.training_data()), min(S["n"],
-                                len(model.training_data())), step=100, key="geo_img_n"))
+        if samples:
+            n = int(c1.number_input("Samples (nodes)", 4, 20000, int(S["n"]), step=20, key="geo_img_n"))
+        else:
+            n_train = len(model.training_data())
+            n = int(c1.number_input("Training images (nodes)", min(4, n_train), n_train, min(S["n"], n_train),
+                                    step=100, key="geo_img_n"))
         k = int(c2.number_input("k (neighbours)", 1, 50, S["k"], key="geo_img_k"))
         nq = int(c3.number_input("Quadrature points per edge", 1, 8, S["n_quad"], key="geo_img_nq"))
 
-    density = resources.get_density(spec, "model")
-    graph = jobs.result_of("image_graph", model, {"density": density, "n": n, "k": k, "n_quad": nq})
+    density = resources.get_density(spec, "model", conditioning.key_of(cond))
+    gparams = {"density": density, "n": n, "k": k, "n_quad": nq}
+    if samples:
+        gparams.update(points="samples", condition=cond, steps=S["steps"])
+    graph = jobs.result_of("image_graph", model, gparams)
     if graph is None:
         st.stop()
     st.caption(f"Graph: {len(graph.est.nodes_)} images, {len(graph.est.edges_)} edges, "
@@ -59,7 +74,7 @@ def render(spec: str, model) -> None:
             others = np.flatnonzero(labels != labels[a]) if labels is not None else np.arange(N)
             st.session_state["geo_ends"] = [a, int(rng.choice(others))]
             st.rerun()
-        st.image(galleries.strip(graph.X[[i, j]], shape, 6),
+        st.image(galleries.strip(graph.X[[i, j]], shape, 6, display),
                  caption=f"A = {i}" + (f" (digit {labels[i]})" if labels is not None else "")
                          + f", B = {j}" + (f" (digit {labels[j]})" if labels is not None else ""))
 
@@ -76,8 +91,9 @@ def render(spec: str, model) -> None:
     m2.metric("Straight line (metric)", f"{view['straight_length']:.4g}")
     m3.metric("Ratio", f"{view['ratio']:.3f}")
     path_labels = "" if labels is None else " → ".join(str(labels[p]) for p in view["path"])
-    st.image(galleries.strip(view["path_points"], shape),
-             caption=f"The graph geodesic at λ = {lam:g}: {len(view['path'])} training images"
+    st.image(galleries.strip(view["path_points"], shape, display=display),
+             caption=f"The graph geodesic at λ = {lam:g}: {len(view['path'])} "
+                     f"{'samples' if samples else 'training images'}"
                      + (f" (digits {path_labels})" if path_labels else ""))
 
     st.subheader("Refined geodesic vs pixel line vs latent slerp")
@@ -104,7 +120,7 @@ def render(spec: str, model) -> None:
                  "slerp": "slerp of the latents"}
         for name, title in names.items():
             r = res[name]
-            st.image(galleries.strip(r["points"], shape),
+            st.image(galleries.strip(r["points"], shape, display=display),
                      caption=f"{title}: metric length {r['metric_length']:.4g}, mean log p {np.mean(r['log_p']):.1f}")
         f = go.Figure()
         for name, title in names.items():

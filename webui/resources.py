@@ -3,6 +3,7 @@ UMAP's warm-up. Shared objects are never mutated: computations convert through `
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -22,13 +23,15 @@ def get_model(spec: str):
 
 
 @st.cache_resource(show_spinner=False)
-def get_density(spec: str, source: str):
-    return make_density(get_model(spec), source)
+def get_density(spec: str, source: str, condition: str = ""):
+    """The density ``source`` of the model ``spec``; ``condition`` the JSON of a conditional model's class or prompt
+    (``webui.conditioning.key_of``; the density is the model's at guidance scale 1)."""
+    return make_density(get_model(spec), source, condition=json.loads(condition) if condition else None)
 
 
 @st.cache_resource(show_spinner=False)
-def available_models(extra: tuple[str, ...] = ()) -> list[str]:
-    return catalog.available_models(extra)
+def available_models(extra: tuple[str, ...] = (), cached: tuple[str, ...] = ()) -> list[str]:
+    return catalog.available_models(extra, cached)
 
 
 @st.cache_resource(show_spinner=False)

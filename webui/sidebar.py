@@ -1,4 +1,5 @@
-"""The shared sidebar of every page: the model (built-ins, the server's ``EXPLORER_MODELS``, models added here),
+"""The shared sidebar of every page: the model (built-ins, the server's ``EXPLORER_MODELS``, the pipelines of the
+local Hugging Face cache, models added here: a trained file, a pipeline folder, a cache id),
 the device really used, the disk cache (with a confirmed Clear), and what a link asked for that was dropped."""
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from webui.query import plain
 from webui.session import bind, init_state, set_state, store
 
 # Keys whose value depends on the model: reset when the model changes.
-MODEL_DEPENDENT = ("lg_seeds", "lg_cell", "geo_ends", "geo_source", "emb_sel", "mem_sel")
+MODEL_DEPENDENT = ("lg_seeds", "lg_cell", "geo_ends", "geo_source", "emb_sel", "mem_sel", "cond_class", "cond_prompt",
+                   "cond_negative", "cond_scale")
 # Sizes whose defaults depend on the kind of model: reset when the kind changes (2-D points ↔ images), so that a
 # 128 × 128 plane chosen for a toy never starts on a digits model.
 KIND_DEPENDENT = ("lg_steps", "lg_extent", "lg_res", "lg_dirs", "lg_t", "lg_map", "emb_n", "emb_k", "emb_density",
@@ -37,7 +39,7 @@ def sidebar() -> str:
                         "added in this session; add a path under 'Add a model')")
         st.session_state["_qp_problems"] = problems
         wanted = None
-    models = resources.available_models(tuple(extra))
+    models = resources.available_models(tuple(extra), tuple(catalog.cached_models()))
     if not models:
         st.error("No built-in model loads here: " + "; ".join(
             f"{m}: {catalog.model_status(m)[1]}" for m in list_models()))
@@ -52,11 +54,15 @@ def sidebar() -> str:
         spec = st.selectbox("Model", models, **bind("model", default, valid=lambda v: v in models),
                             help="Small 2-D DDPMs (toy2d/…, 50-step deterministic DDIM sampler) and 8×8 digit "
                                  "image DDPMs (digits/…, 20 steps) shipped in assets/, the server's "
-                                 "EXPLORER_MODELS, and models you add below.")
-        path = st.text_input("Add a model (a trained .safetensors path or package.module:function)",
+                                 "EXPLORER_MODELS, the diffusers pipelines (DDPM, DiT, Stable Diffusion 1.x) in "
+                                 "the local Hugging Face cache (HF_HUB_CACHE / HF_HOME), and models you add below.")
+        path = st.text_input("Add a model (a diffusers pipeline folder, an org/name in the local Hugging Face cache, "
+                             "a trained .safetensors path or package.module:function)",
                              key="extra_model_path",
-                             help="The file `python -m explorer train toy2d --csv FILE` wrote, or your own "
-                                  "adapter's factory; the server can also be started with EXPLORER_MODELS=a:b.")
+                             help="A folder written by pipeline.save_pretrained (with model_index.json, safetensors "
+                                  "weights), such as assets/pipelines/digits-unet; the file `python -m explorer "
+                                  "train toy2d --csv FILE` wrote; or your own adapter's factory. The server can "
+                                  "also be started with EXPLORER_MODELS=a:b (any of these).")
         if path and path.strip() not in models:
             ok, why = catalog.model_status(path.strip())
             if ok:

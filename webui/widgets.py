@@ -43,21 +43,28 @@ GREYS = [[0.0, "black"], [1.0, "white"]]
 
 
 def gallery_figure(x, image_shape, ids, *, ncols: int = 12, pixel: int = 5, highlight=(), values=None,
-                   value_name: str = "", hover=None, title: str | None = None, name: str = "images") -> go.Figure:
+                   value_name: str = "", hover=None, title: str | None = None, name: str = "images",
+                   display=None) -> go.Figure:
     """Flat model-space images ``x`` (N, h·w) in [−1, 1] as one clickable mosaic: a grey heatmap of all images (the
     trace ``name``) and one invisible square marker per image carrying ``ids`` as customdata (hover text
     ``hover``). ``highlight``: ids framed in red; ``values``: each image framed in that value's Plasma colour,
     with a colour bar titled ``value_name``. Frames are shapes in data coordinates, so they stay on their images
-    at any figure size."""
+    at any figure size. ``display`` (a model's ``to_display``, ``galleries.display_of``): colour images (or decoded
+    latents) drawn as one RGBA image trace."""
     from plotly.colors import sample_colorscale
 
-    pix = galleries.grey_images(x, image_shape)
-    h, w = pix.shape[1:]
+    pix = galleries.pixels(x, image_shape, display)
+    h, w = pix.shape[1:3]
     m = galleries.mosaic(pix, ncols)
     ids = np.asarray(ids)
     hover = [f"{value}" for value in ids] if hover is None else list(hover)
-    fig = go.Figure(go.Heatmap(z=m["z"], colorscale=GREYS, zmin=0.0, zmax=1.0, showscale=False, hoverinfo="skip",
-                               name=name))
+    if m["z"].ndim == 3:  # RGB: the gaps transparent
+        alpha = np.where(np.isnan(m["z"][..., :1]), 0, 255)
+        rgba = np.concatenate([np.nan_to_num(m["z"]) * 255, alpha], axis=2).round().astype(np.uint8)
+        fig = go.Figure(go.Image(z=rgba, colormodel="rgba", hoverinfo="skip", name=name))
+    else:
+        fig = go.Figure(go.Heatmap(z=m["z"], colorscale=GREYS, zmin=0.0, zmax=1.0, showscale=False,
+                                   hoverinfo="skip", name=name))
     marker = {"symbol": "square", "size": h * pixel, "opacity": 0.0, "color": "white"}
     shapes = []
     if values is not None:
@@ -77,7 +84,7 @@ def gallery_figure(x, image_shape, ids, *, ncols: int = 12, pixel: int = 5, high
                            "line": {"color": "#d62728", "width": 3}})
     fig.add_trace(go.Scatter(x=m["x"], y=m["y"], mode="markers", customdata=ids, text=hover, marker=marker,
                              name=f"{name} (select)", hovertemplate="%{text}<extra></extra>"))
-    H, W = m["z"].shape
+    H, W = m["z"].shape[:2]
     top = 40 if title else 8
     fig.update_layout(title=title, width=W * pixel + 40 + (90 if values is not None else 0),
                       height=H * pixel + top + 16, margin={"l": 10, "r": 10, "t": top, "b": 10}, showlegend=False,
@@ -98,8 +105,11 @@ def image_gallery(x, image_shape, ids, key: str, *, selectable: bool = True, **k
     return session.new_selection(key, ev)
 
 
-def show_image(x, image_shape, caption: str, scale: int = 20) -> None:
-    """One flat model-space image as a crisp (nearest-neighbour upscaled) picture."""
+def show_image(x, image_shape, caption: str, scale: int = 20, display=None) -> None:
+    """One flat model-space image as a crisp (nearest-neighbour upscaled) picture (``display``: in colour)."""
+    if display is not None:
+        st.image(galleries.strip(np.asarray(x).reshape(1, -1), image_shape, scale, display), caption=caption)
+        return
     pix = galleries.grey_images(x, image_shape)[0]
     st.image(np.kron(pix, np.ones((scale, scale))), caption=caption, clamp=True)
 

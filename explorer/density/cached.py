@@ -2,10 +2,14 @@
 disk by the content of their input, with the one rule for p_ref, the unit of relative λ and p0 (DESIGN.md §3).
 
 p_ref rule (``reference_log_density``): log p_ref is the median of the density over up to ``REF_POINTS`` evenly
-spaced training points (every ⌊N / REF_POINTS⌋-th, at most REF_POINTS of them). For a model's own default
-likelihood it is computed once at training time and stored in its record (``model.log_p_ref``), which is then used
-as is; the same rule gives the KDE's p_ref, and an uploaded data set's. The CLI (``--relative``) and the app both
-call ``make_density``, so the same parameters mean the same metric in both.
+spaced training points (every ⌊N / REF_POINTS⌋-th, at most REF_POINTS of them; a model with an expensive likelihood
+sets fewer, ``model.ref_points``). For a model's own default likelihood it is computed once at training time and
+stored in its record (``model.log_p_ref``), which is then used as is; the same rule gives the KDE's p_ref, and an
+uploaded data set's. Points are in the space the density is over: a latent diffusion model's training images are
+encoded first (``model.encode``). A diffusion model without a training set takes the median over x_0 of its own
+samples (``reference_samples``: the latents of seeds 0 … n − 1, under the density's conditioning), a fixed set, so the
+unit does not move when graph points are added. The CLI (``--relative``) and the app both call ``make_density``, so
+the same parameters mean the same metric in both.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ class Density:
     torch: Callable | None = None
     gradient: str | None = None
     chunk: int = 4096
+    #: the conditioning of a conditional model's density (log p(x | c), guidance scale 1); {} otherwise
+    condition: dict = field(default_factory=dict)
     n_evals: int = 0
     remote: tuple | None = field(default=None, repr=False, compare=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
@@ -123,11 +129,15 @@ def has_likelihood(model) -> bool:
 
 
 def make_density(model, source: str = "model", data: np.ndarray | None = None, name: str | None = None,
-                 bandwidth: float | None = None) -> Density:
-    """The log density the CLI and the pages use: ``model`` (its ``default_likelihood``) or ``kde`` (a Gaussian
-    KDE of the training data, or of uploaded ``data``; ``bandwidth`` None: Scott's rule)."""
+                 bandwidth: float | None = None, condition: dict | None = None) -> Density:
+    """The log density the CLI and the pages use: ``model`` (its ``default_likelihood``, over the space the
+    diffusion runs in; ``condition``: a class or prompt of a conditional model, log p(x | c) at guidance scale 1) or
+    ``kde`` (a Gaussian KDE of the training data, or of uploaded ``data``; ``bandwidth`` None: Scott's rule)."""
     from explorer.density.analytic import KernelDensity
 
+    condition = dict(condition or {})
+    if condition and source != "model":
+        raise ValueError("conditioning applies to the model's own density only; use source='model'")
     if source == "kde":
         if data is None and model.training_set is None:
             raise ValueError(f"model {model.name!r} has no training set to fit a KDE on; give data")
@@ -141,21 +151,63 @@ def make_density(model, source: str = "model", data: np.ndarray | None = None, n
     if source == "model":
         if not has_likelihood(model):
             raise ValueError(f"model {model.name!r} has no likelihood; use the KDE density")
+        condition = model.canonical_condition(condition)
+        if "guidance_scale" in condition:
+            raise ValueError("the model's density is measured at guidance_scale 1 (a guided flow is not a density); "
+                             f"got guidance_scale {condition['guidance_scale']:g}: drop it from the density's "
+                             "conditioning")
+        condition.pop("negative_prompt", None)  # only guidance uses it
         likelihood = dict(model.default_likelihood)
         ident = {"source": "model", **likelihood, "steps": model.default_steps}
-        dens = Density(model.log_density(), "model", 0.0, model.weights_hash, ident, remote=(model, {}))
-        dens.torch, dens.gradient = _torch_log_density(model, likelihood, dens)
-        if model.log_p_ref is not None:
-            dens.log_p_ref = float(model.log_p_ref)
-        elif model.training_set is not None:
-            dens.log_p_ref = reference_log_density(dens, model.training_data())
-        else:
-            raise ValueError(f"model {model.name!r} has no stored log_p_ref and no training set to compute it on")
+        if condition:
+            ident["condition"] = condition
+        dens = Density(model.log_density(**condition), "model", 0.0, model.weights_hash, ident, condition=condition,
+                       remote=(model, condition))
+        dens.torch, dens.gradient = _torch_log_density(model, likelihood, dens, condition)
+        dens.log_p_ref = model_log_p_ref(model, dens, condition)
         return dens
     raise ValueError(f"density source must be 'model' or 'kde'; got {source!r}")
 
 
-def _torch_log_density(model, likelihood: dict, density: Density) -> tuple[Callable | None, str | None]:
+def model_log_p_ref(model, density: Density, condition: dict | None = None) -> float:
+    """log p_ref of the model's density (the module docstring's rule): the stored ``model.log_p_ref`` (unconditional
+    density only), else the median over ``model.ref_points`` training points (encoded for latent models), else over
+    x_0 of as many of the model's samples (``reference_samples``)."""
+    n = int(getattr(model, "ref_points", None) or REF_POINTS)
+    if model.log_p_ref is not None and not condition:
+        return float(model.log_p_ref)
+    if model.training_set is not None:
+        pts = reference_points(model.training_data(), n)
+        if model.decode_module() is not None:
+            pts = flat_points(model.encode(pts))
+        return reference_log_density(density, pts, n)
+    if model.capabilities.diffusion:
+        return reference_log_density(density, reference_samples(model, n, condition), n)
+    raise ValueError(f"model {model.name!r} has no stored log_p_ref and no training set to compute it on")
+
+
+def reference_samples(model, n: int, condition: dict | None = None) -> np.ndarray:
+    """x_0 (flat, float64) of the model's samples from the latents of seeds 0 … n − 1 under ``condition`` at
+    guidance scale 1 (``model.sample_x0``), disk-cached: the points of p_ref for a model without a training set."""
+    condition = dict(condition or {})
+    params = {"n": int(n), "steps": model.default_steps, "model": model.name, "condition": condition}
+
+    def compute():
+        import torch
+
+        from explorer.device import compute_view
+
+        view = compute_view(model)
+        z = torch.stack([model.latent_of_seed(s) for s in range(int(n))])
+        x0 = view.run_batched(view.x0_generator(**condition), z, model.latent_shape)
+        return {"x0": x0.reshape(int(n), -1)}
+
+    arrays, _ = cache.cached("reference_samples", params, compute, weights_hash=model.weights_hash)
+    return np.asarray(arrays["x0"], dtype=np.float64)
+
+
+def _torch_log_density(model, likelihood: dict, density: Density,
+                       condition: dict | None = None) -> tuple[Callable | None, str | None]:
     """The model density as a torch-differentiable map and what its gradient is: for the discrete (exact) density,
     central differences of that log p over a step of FD_STEP × the training data's RMS spread ("exact": of the
     reported log p itself; ``explorer.geodesics.interpolation.finite_difference_torch`` says why not the a.e.
@@ -175,7 +227,7 @@ def _torch_log_density(model, likelihood: dict, density: Density) -> tuple[Calla
         return finite_difference_torch(density.fn, step), "exact"
     from explorer.density.score import score_log_density_torch
 
-    return score_log_density_torch(model, density), "approximate"
+    return score_log_density_torch(model, density, condition=condition), "approximate"
 
 
 _SECONDS_PER_POINT: dict[tuple, float] = {}

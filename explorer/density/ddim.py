@@ -62,9 +62,9 @@ class DDIMStepInverse:
     ``model``: a diffusion model (or its view: the computation runs where the view's networks are).
     """
 
-    def __init__(self, model, t: int, s: int, tol: float, max_iter: int = 20):
+    def __init__(self, model, t: int, s: int, tol: float, max_iter: int = 20, condition: dict | None = None):
         self.model, self.t, self.tol, self.max_iter = model, int(t), tol, max_iter
-        self.net = model.eps_model()
+        self.net = model.eps_model(**(condition or {}))
         self.shape = tuple(model.diffusion_shape)
         self.fast = bool(model.capabilities.step_jacobian)
         self.c1, self.c2 = step_coefficients(model.schedule.alphas_cumprod, t, s)
@@ -119,17 +119,19 @@ class DDIMStepInverse:
 
 
 def discrete_log_prob(model, x, steps: int | None = None, dtype: torch.dtype = torch.float32,
-                      batch_size: int = 4096, tol: float | None = None, return_details: bool = False):
-    """log p(x) of the S-step DDIM sampler's output distribution, exactly (float64 out).
+                      batch_size: int = 4096, tol: float | None = None, return_details: bool = False,
+                      condition: dict | None = None):
+    """log p(x) of the S-step DDIM sampler's output distribution, exactly (float64 out), in the diffusion's space.
 
     Points whose inversion does not converge (residual above ``tol``) get NaN and a warning.
-    With ``return_details``: (log p, z, Σ log|det J_step|, max residual per point).
+    With ``return_details``: (log p, z, Σ log|det J_step|, max residual per point). ``condition``: the
+    ``eps_model`` keywords of a conditional model.
     """
     steps = model.default_steps if steps is None else int(steps)
     X = _as_batch(model, x, dtype)
     tol = tol if tol is not None else (1e-5 if dtype == torch.float32 else 1e-11)
     view = model.at(compute_device(), dtype)
-    inverses = [DDIMStepInverse(view, t, s, tol) for t, s in view.schedule.chain(steps)]
+    inverses = [DDIMStepInverse(view, t, s, tol, condition=condition) for t, s in view.schedule.chain(steps)]
     outs = []
     with torch.no_grad():
         for start in range(0, len(X), batch_size):
@@ -182,7 +184,7 @@ def _point_probes(x: np.ndarray, n_probes: int, seed: int) -> torch.Tensor:
 
 def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float32, batch_size: int = 4096,
                  exact_max_dim: int = 8, n_probes: int = 4, seed: int = 0, return_std: bool = False,
-                 shared_probes: bool = False):
+                 shared_probes: bool = False, condition: dict | None = None):
     """log p(x) by the probability-flow ODE dx̄/dσ = ε_θ(x̄/sqrt(1+σ²), t(σ)), RK4 from σ = 0 (the
     data) to σ_T, over the σ values of ``n_steps + 1`` uniform timesteps in [−1, T−1]:
 
@@ -192,7 +194,8 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
     Divergence exact (Jacobian trace) when D ≤ ``exact_max_dim``, else Hutchinson's estimate with
     ``n_probes`` Rademacher probes fixed per point (``shared_probes``: the same probes for every point, so the
     estimate is a smooth function of x, what a path optimiser needs); ``return_std`` also gives its standard
-    deviation.
+    deviation. ``condition``: the keywords of ``model.eps_model`` (a class, a prompt: log p(x | c) of the
+    conditional model; the callers keep the guidance scale at 1).
     """
     X = _as_batch(model, x, dtype)
     D = X.shape[1]
@@ -202,7 +205,7 @@ def ode_log_prob(model, x, n_steps: int = 100, dtype: torch.dtype = torch.float3
     a_T = 1.0 / (1.0 + float(sigmas[-1]) ** 2)
     exact = D <= exact_max_dim
     view = model.at(compute_device(), dtype)
-    net, device = view.eps_model(), view.device
+    net, device = view.eps_model(**(condition or {})), view.device
 
     def velocity(xbar, sigma):
         t = sched.t_at(sigma)

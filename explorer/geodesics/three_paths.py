@@ -36,28 +36,31 @@ def slerp(z_a, z_b, n: int) -> np.ndarray:
     return (np.sin((1 - s) * omega) * a + np.sin(s * omega) * b) / np.sin(omega)
 
 
-def _generate(model, z: np.ndarray, steps: int | None) -> np.ndarray:
-    """G(z) for latents z (n, d), in float64 on the compute device (``model.at``), as (n, D) rows."""
+def _generate(model, z: np.ndarray, steps: int | None, condition: dict | None = None) -> np.ndarray:
+    """G(z) up to x_0 (``model.x0_generator``: for a latent model, points of its VAE latent) for latents z (n, d),
+    under ``condition``, in float64 on the compute device (``model.at``), as (n, D) rows."""
     view = model.at(compute_device(), torch.float64)
-    G = view.generator("sampler", steps)
+    G = view.x0_generator(steps, **dict(condition or {}))
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(z)).reshape(len(z), *model.latent_shape).to(view.device)
         return G(x).reshape(len(z), -1).cpu().numpy()
 
 
-def _latents(model, x_a, x_b, steps: int | None):
+def _latents(model, x_a, x_b, steps: int | None, condition: dict | None = None):
     from explorer.models.inversion import invert
 
-    z, exact, err = invert(model, np.stack([np.ravel(x_a), np.ravel(x_b)]), steps)
+    z, exact, err = invert(model, np.stack([np.ravel(x_a), np.ravel(x_b)]), steps, dict(condition or {}))
     return z, {"exact": exact.tolist(), "reconstruction_error": err.tolist()}
 
 
-def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None, return_info: bool = False):
-    """G(slerp(G⁻¹(x_a), G⁻¹(x_b))) as (n, D) samples: the path a user of latent interpolation sees. With
-    ``return_info``, also {"exact": [bool, bool], "reconstruction_error": [‖G(z_a) − x_a‖, ‖G(z_b) − x_b‖]}.
+def latent_slerp_path(model, x_a, x_b, n: int = 12, steps: int | None = None, return_info: bool = False,
+                      condition: dict | None = None):
+    """G(slerp(G⁻¹(x_a), G⁻¹(x_b))) as (n, D) points: the path a user of latent interpolation sees, in the space the
+    diffusion runs in (G up to x_0: a latent model's points are VAE latents; ``condition``: a conditional model's).
+    With ``return_info``, also {"exact": [bool, bool], "reconstruction_error": [‖G(z_a) − x_a‖, ‖G(z_b) − x_b‖]}.
     Its ends are G(z_a) and G(z_b), not x_a and x_b, where the inversion is approximate."""
-    z, info = _latents(model, x_a, x_b, steps)
-    out = _generate(model, slerp(z[0], z[1], n), steps)
+    z, info = _latents(model, x_a, x_b, steps, condition)
+    out = _generate(model, slerp(z[0], z[1], n), steps, condition)
     return (out, info) if return_info else out
 
 
@@ -69,7 +72,8 @@ MAX_REFINE_POINTS = 32
 
 def compare_paths(model, graph_points, log_density, log_density_torch=None, lam: float = 1.0, p0: float = 1.0,
                   log_p_ref: float = 0.0, n_points: int = 12, n_quad: int = 3, steps: int | None = None,
-                  max_iter: int = 30, max_step: float | None = None, n_slerp: int = SLERP_SAMPLES) -> dict:
+                  max_iter: int = 30, max_step: float | None = None, n_slerp: int = SLERP_SAMPLES,
+                  condition: dict | None = None) -> dict:
     """The geodesic, straight and slerp paths between the ends x_a, x_b of ``graph_points`` (the graph
     geodesic's nodes, (m, D)), as {name: profile_along(...) of ``n_points`` points shown + ``metric_length``}.
 
@@ -112,13 +116,13 @@ def compare_paths(model, graph_points, log_density, log_density_torch=None, lam:
         raise ValueError(f"n_slerp must be at least 2; got {n_slerp!r}")
     a, b = P[0], P[-1]
     kw = {"lam": lam, "p0": p0, "log_p_ref": log_p_ref}
-    z, slerp_info = _latents(model, a, b, steps)
-    slerp_curve = _generate(model, slerp(z[0], z[1], int(n_slerp)), steps)
+    z, slerp_info = _latents(model, a, b, steps, condition)
+    slerp_curve = _generate(model, slerp(z[0], z[1], int(n_slerp)), steps, condition)
     candidates = {"graph": P, "straight": np.stack([a, b]), "slerp": np.concatenate([a[None], slerp_curve, b[None]])}
     best = refine_shortest(candidates, log_density, log_density_torch, n_quad=n_quad, max_step=max_step,
                            max_points=MAX_REFINE_POINTS, max_iter=max_iter, **kw)
     shown = {"geodesic": resample_polyline(best.points, n_points), "straight": straight_line(a, b, n_points),
-             "slerp": _generate(model, slerp(z[0], z[1], n_points), steps)}
+             "slerp": _generate(model, slerp(z[0], z[1], n_points), steps, condition)}
     measured = {"geodesic": best.length, "straight": best.lengths["straight"], "slerp": best.lengths["slerp"]}
     out = {name: {**profile_along(pts, log_density, **kw), "points": pts, "metric_length": measured[name]}
            for name, pts in shown.items()}

@@ -87,7 +87,7 @@ def _plane_cached(model, p):
 
     return descriptor_plane_is_cached(model, p["map"], p["steps"], p.get("t"), p.get("seeds", []), p["n"],
                                       p["extent"], p.get("n_directions"), p.get("radius"), p.get("direction_seed", 0),
-                                      p.get("condition"), _torch_dtype(p.get("dtype")))
+                                      p.get("condition"), _torch_dtype(p.get("dtype")), p.get("anchors"))
 
 
 @_register("descriptor_plane", _plane_units, _plane_cached,
@@ -98,7 +98,7 @@ def _descriptor_plane(model, p, progress):
     arrays, record = descriptor_plane(model, p["map"], p["steps"], p.get("t"), p.get("seeds", []), p["n"],
                                       p["extent"], p.get("n_directions"), progress=progress, radius=p.get("radius"),
                                       direction_seed=p.get("direction_seed", 0), condition=p.get("condition"),
-                                      dtype=_torch_dtype(p.get("dtype")))
+                                      dtype=_torch_dtype(p.get("dtype")), anchors=p.get("anchors"))
     return (arrays, record), not record.get("hit")
 
 
@@ -115,7 +115,7 @@ def _samples_cached(model, p):
     from explorer.views.local_geometry import sample_descriptors_is_cached
 
     return sample_descriptors_is_cached(model, p["map"], p["steps"], p.get("t"), p["n"], p["radius"],
-                                        p.get("n_directions"))
+                                        p.get("n_directions"), p.get("condition"))
 
 
 @_register("sample_descriptors", _samples_units, _samples_cached,
@@ -124,19 +124,24 @@ def _sample_descriptors(model, p, progress):
     from explorer.views.local_geometry import sample_descriptors
 
     arrays, record = sample_descriptors(model, p["map"], p["steps"], p.get("t"), p["n"], p["radius"],
-                                        p.get("n_directions"), progress=progress)
+                                        p.get("n_directions"), progress=progress, condition=p.get("condition"))
     return (arrays, record), not record.get("hit")
+
+
+def _pool_params(model, p):
+    from explorer.views.local_geometry import pool_params
+
+    return pool_params(model, p["n"], p["steps"], p.get("condition"))
 
 
 @_register("pool", lambda m, p: {("descriptor", _descriptor_ident(m, "sampler")): (float(p["n"]) * p["steps"],
                                                                                  float(p["steps"]))},
-           lambda m, p: cache.exists("pool", {"n": int(p["n"]), "steps": int(p["steps"]), "model": m.name},
-                                     m.weights_hash),
+           lambda m, p: cache.exists("pool", _pool_params(m, p), m.weights_hash),
            lambda m, p: f"{p['n']} samples of the sampler")
 def _pool(model, p, progress):
     from explorer.views.local_geometry import pool
 
-    arrays, record = pool(model, p["n"], p["steps"])
+    arrays, record = pool(model, p["n"], p["steps"], p.get("condition"))
     return (arrays, record), not record.get("hit")
 
 
@@ -146,7 +151,7 @@ def _pool(model, p, progress):
 def _cell(model, p, progress):
     from explorer.views.local_geometry import sample_of_latent
 
-    return sample_of_latent(model, p["map"], p["steps"], p.get("t"), p["latent"]), False
+    return sample_of_latent(model, p["map"], p["steps"], p.get("t"), p["latent"], p.get("condition")), False
 
 
 def _onoff_units(model, p):
@@ -249,11 +254,13 @@ def _image_graph_units(model, p):
 def _image_graph_cached(model, p):
     from explorer.views.image_geodesics import graph_is_cached
 
-    return graph_is_cached(model, p["density"], p["n"], p["k"], p["n_quad"])
+    return graph_is_cached(model, p["density"], p["n"], p["k"], p["n_quad"], p.get("points"), p.get("condition"),
+                           p.get("steps"))
 
 
 @_register("image_graph", _image_graph_units, _image_graph_cached,
-           lambda m, p: f"the k-NN graph of {p['n']} training images: log p at nodes and quadrature points")
+           lambda m, p: f"the k-NN graph of {p['n']} {'samples' if p.get('points') == 'samples' else 'training images'}"
+                        ": log p at nodes and quadrature points")
 def _image_graph(model, p, progress):
     from explorer.views.image_geodesics import fit_image_graph
 
@@ -261,7 +268,8 @@ def _image_graph(model, p, progress):
     total = graph_points_count(p["n"], p["k"], p["n_quad"])
     density.progress = lambda done, n: progress(min(0.99, done / max(total, 1)), f"log p at {done:,} of {n:,} points")
     try:
-        state = fit_image_graph(model, density, p["n"], p["k"], p["n_quad"])
+        state = fit_image_graph(model, density, p["n"], p["k"], p["n_quad"], p.get("points"), p.get("condition"),
+                                p.get("steps"))
     finally:
         density.progress = None
     return state, density.n_evals > 0
@@ -294,7 +302,8 @@ def _embedding_cached(model, p):
     from explorer.views.embedding import embedding_is_cached
 
     return embedding_is_cached(model, p["density"], p["n"], p["lams"], k=p["k"], n_quad=p["n_quad"],
-                               n_neighbors=p["n_neighbors"])
+                               n_neighbors=p["n_neighbors"], points=p.get("points", "data"),
+                               condition=p.get("condition"), steps=p.get("steps"))
 
 
 @_register("embedding", _embedding_units, _embedding_cached,
@@ -303,7 +312,8 @@ def _embedding(model, p, progress):
     from explorer.views.embedding import embedding_grid
 
     arrays, record = embedding_grid(model, p["density"], p["n"], p["lams"], k=p["k"], n_quad=p["n_quad"],
-                                    n_neighbors=p["n_neighbors"], progress=progress)
+                                    n_neighbors=p["n_neighbors"], progress=progress, points=p.get("points", "data"),
+                                    condition=p.get("condition"), steps=p.get("steps"))
     return (arrays, record), not record.get("hit")
 
 
@@ -327,6 +337,33 @@ def _memorization(model, p, progress):
 
     rep, record = report_cached(model, p["n"], p["seed"], p.get("steps"), p["threshold"], progress,
                                 preset=p.get("preset", "default"))
+    return (rep, record), not record.get("hit")
+
+
+def _prompt_args(p):
+    return (p["captions"], p.get("labels"), p["per_prompt"], p.get("seed", 0), p.get("steps"), p.get("wen_steps", 1),
+            p.get("guidance_scale", 1.0), p.get("reference_dir"), p.get("conditions"), p.get("n_directions"))
+
+
+def _prompt_units(model, p):
+    steps = int(model.default_steps if p.get("steps") is None else p["steps"])
+    n = len(p["captions"]) * int(p["per_prompt"])
+    return {("descriptor", _descriptor_ident(model, "sampler")): _jvp_units(model, n, "sampler", steps, None,
+                                                                           p.get("n_directions"))}
+
+
+def _prompt_cached(model, p):
+    from explorer.views.memorization import prompt_report_is_cached
+
+    return prompt_report_is_cached(model, *_prompt_args(p))
+
+
+@_register("prompt_memorization", _prompt_units, _prompt_cached,
+           lambda m, p: f"the memorization report of {len(p['captions'])} prompts × {p['per_prompt']} samples")
+def _prompt_memorization(model, p, progress):
+    from explorer.views.memorization import prompt_report_cached
+
+    rep, record = prompt_report_cached(model, *_prompt_args(p), progress=progress)
     return (rep, record), not record.get("hit")
 
 

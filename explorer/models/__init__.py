@@ -9,11 +9,13 @@ from explorer.models.registry import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
     DIGITS_MODELS,
+    PIPELINE_MODELS,
     TOY2D_MODELS,
     list_models,
     load_model,
     register_kind,
 )
 
-__all__ = ["ASSETS", "BUILTIN_MODELS", "DEFAULT_MODEL", "DIGITS_MODELS", "TOY2D_MODELS", "Capabilities",
-           "DiffusionModel", "GenerativeModel", "TrainingSet", "list_models", "load_model", "register_kind"]
+__all__ = ["ASSETS", "BUILTIN_MODELS", "DEFAULT_MODEL", "DIGITS_MODELS", "PIPELINE_MODELS", "TOY2D_MODELS",
+           "Capabilities", "DiffusionModel", "GenerativeModel", "TrainingSet", "list_models", "load_model",
+           "register_kind"]

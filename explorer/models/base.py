@@ -124,7 +124,7 @@ class GenerativeModel(ABC):
     differ: a decoder), ``capabilities``, ``training_set`` (a ``TrainingSet`` or None), ``default_steps`` (the
     sampler's steps, None for one-shot generators), ``log_p_ref`` (median log p of the training data in the
     default likelihood, the unit of relative λ; None when unknown), ``image_shape`` ((H, W) when samples are
-    images, else None), ``channels`` (image channels), ``meta`` (the model's record).
+    images, else None), ``channels`` (image channels), ``meta`` (the model's record), ``ref_points``.
     """
 
     name: str = ""
@@ -135,6 +135,9 @@ class GenerativeModel(ABC):
     training_set: TrainingSet | None = None
     default_steps: int | None = None
     log_p_ref: float | None = None
+    #: How many points the median of p_ref is taken over when it is not stored (None: ``explorer.density.cached.
+    #: REF_POINTS``); expensive likelihoods (pipelines' ODE, about a second a point on a CPU) take fewer.
+    ref_points: int | None = None
     image_shape: tuple[int, int] | None = None
     channels: int = 1
     meta: dict = {}
@@ -208,6 +211,20 @@ class GenerativeModel(ABC):
             raise ValueError(f"model {self.name!r} takes no conditioning {', '.join(unknown)}; it takes: {takes}")
         return condition
 
+    def canonical_condition(self, condition: dict | None = None) -> dict:
+        """``condition`` checked and in one form, what cache keys hold: ``guidance_scale`` a float, and the
+        values equal to the defaults dropped (guidance scale 1, empty prompts), so that {} and its spelled-out
+        defaults name the same result. Adapters extend it (a DiT class name becomes its number)."""
+        out = dict(self.check_condition(dict(condition or {})))
+        if "guidance_scale" in out:
+            out["guidance_scale"] = float(out["guidance_scale"])
+            if out["guidance_scale"] == 1.0:
+                del out["guidance_scale"]
+        for key in ("prompt", "negative_prompt"):
+            if out.get(key) == "":
+                del out[key]
+        return out
+
     def check_map(self, map: str) -> str:
         if map not in self.capabilities.maps:
             raise ValueError(f"unknown map {map!r} for model {self.name!r}; valid: {', '.join(self.capabilities.maps)}")
@@ -222,7 +239,8 @@ class GenerativeModel(ABC):
         return dict(self.meta.get("likelihood") or {"method": self.capabilities.likelihoods[0]})
 
     def log_prob(self, x, method: str | None = None, **kwargs) -> np.ndarray:
-        """log p(x) (float64, (M,)) for points x, (M, *sample_shape) or flat (M, D)."""
+        """log p(x) (float64, (M,)) for points x of the space the density is over, (M, *diffusion_shape) or flat
+        (M, D): the samples themselves, except for latent diffusion models (their VAE latents, ``encode(images)``)."""
         raise ValueError(f"model {self.name!r} has no likelihood; use a KDE of its samples or training data")
 
     def log_density(self, method: str | None = None, **kwargs) -> Callable[[np.ndarray], np.ndarray]:
@@ -254,6 +272,69 @@ class GenerativeModel(ABC):
         """The map from the diffusion's space to samples (a latent model's VAE decoder, image = decode(x_0 /
         scaling_factor)), or None when the diffusion runs in sample space (pixels, the built-in models)."""
         return None
+
+    # The diffusion's own space (``diffusion_shape``) is where likelihoods, geodesic graphs and DDIM inversion work:
+    # pixels for pixel models, the VAE latent for latent diffusion. These four members move between it and samples.
+    def encode(self, images) -> np.ndarray:
+        """Points of the diffusion's space (N, *diffusion_shape), float32, for samples ``images`` (N, *sample_shape)
+        or flat (N, D): the images themselves where the diffusion runs in sample space; latent models override it
+        (the VAE encoder's posterior mean × scaling_factor)."""
+        shape = tuple(self.diffusion_shape or self.sample_shape)
+        x = np.asarray(images.detach().cpu() if torch.is_tensor(images) else images, dtype=np.float32)
+        size = int(np.prod(shape))
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != size:
+            raise ValueError(f"images must be (N, {', '.join(map(str, self.sample_shape))}) or (N, {size}); "
+                             f"got shape {x.shape}")
+        return x.reshape(len(x), *shape).copy()
+
+    def decode(self, x) -> np.ndarray:
+        """Samples (N, *sample_shape), float32, of points x of the diffusion's space: ``decode_module`` applied on the
+        compute device (the points themselves where there is none)."""
+        module = self.decode_module()
+        if module is None:
+            return self.encode(x)
+        from explorer.device import compute_view
+
+        x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x)
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != int(np.prod(self.diffusion_shape)):
+            raise ValueError(f"points of the diffusion's space must be (N, {', '.join(map(str, self.diffusion_shape))})"
+                             f" or flat; got shape {x.shape}")
+        return compute_view(self).run_batched("decode", x, self.diffusion_shape)
+
+    def x0_generator(self, steps: int | None = None, **condition) -> nn.Module:
+        """The DDIM sampler z → x_0 in the diffusion's own space (before any decoder): ``generator("sampler")`` where
+        the diffusion runs in sample space; latent adapters override it."""
+        if self.decode_module() is not None:
+            raise NotImplementedError(f"{type(self).__name__} has a decoder but no x0_generator")
+        return self.generator("sampler", steps, **condition)
+
+    def sample_x0(self, n: int, seed: int = 0, steps: int | None = None, **condition) -> np.ndarray:
+        """x_0 of the diffusion (n, *diffusion_shape), float32, for exactly the latents ``latents(n, seed)``: the
+        samples themselves where the diffusion runs in sample space, the latents before the VAE decoder for latent
+        models (what their geodesic graphs and decoder planes are built on)."""
+        from explorer.device import compute_view
+
+        view = compute_view(self)
+        if n == 0:
+            return np.zeros((0, *(self.diffusion_shape or self.sample_shape)), dtype=np.float32)
+        return view.run_batched(view.x0_generator(steps, **condition), self.latents(n, seed), self.latent_shape)
+
+    def run_batched(self, module, x, in_shape) -> np.ndarray:
+        """``module`` (or "decode": ``decode_module()``) applied to x (N, *in_shape or flat) in chunks that fit the
+        memory budget, without gradients, on this object's device and dtype; float32 numpy out."""
+        from explorer.device import rows_per_chunk
+
+        module = self.decode_module() if isinstance(module, str) else module
+        xt = torch.as_tensor(np.asarray(x.detach().cpu() if torch.is_tensor(x) else x)).to(self.dtype)
+        xt = xt.reshape(len(xt), *in_shape)
+        if len(xt) == 0:
+            raise ValueError("run_batched needs at least one point")
+        batch = rows_per_chunk(module, xt[:1].to(self.device), 1)
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(xt), batch):
+                out.append(module(xt[s:s + batch].to(self.device)).float().cpu())
+        return torch.cat(out).numpy()
 
     @property
     def num_train_timesteps(self) -> int | None:

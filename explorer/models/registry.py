@@ -24,7 +24,10 @@ from explorer.models.base import GenerativeModel
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 TOY2D_MODELS = ("toy2d/ring", "toy2d/moons", "toy2d/circles", "toy2d/spiral")
 DIGITS_MODELS = ("digits/full", "digits/memorized")
-BUILTIN_MODELS = TOY2D_MODELS + DIGITS_MODELS
+#: Diffusers pipeline folders shipped in assets/ (``assets/<name>``), opened by the same loader as any user's folder
+#: but under this stable name, so that their shipped cache entries are found wherever the repository lives.
+PIPELINE_MODELS = ("pipelines/digits-unet",)
+BUILTIN_MODELS = TOY2D_MODELS + DIGITS_MODELS + PIPELINE_MODELS
 DEFAULT_MODEL = "toy2d/ring"
 
 _MODULE_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_]\w*$")
@@ -93,6 +96,12 @@ def load_model(spec: str = DEFAULT_MODEL, cache: bool = True) -> GenerativeModel
 # ---------------------------------------------------------------------------- the kinds of this package
 def _load_builtin(spec: str) -> GenerativeModel:
     from explorer.models.weights import load_ddpm
+
+    if spec in PIPELINE_MODELS:
+        from explorer.models.pipelines.folder import inspect_folder
+        from explorer.models.pipelines.load import open_folder
+
+        return open_folder(inspect_folder(ASSETS / spec, spec))
 
     return load_ddpm(ASSETS / spec, spec)
 

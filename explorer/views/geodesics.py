@@ -37,18 +37,43 @@ def graph_job_params(defaults: dict, density) -> dict:
     return {**{k: v for k, v in defaults.items() if k not in ("lam", "p0", "source")}, "density": density}
 
 
+def space_points(model, data) -> np.ndarray:
+    """Given points as flat rows of the space the model's density is over (the diffusion's): unchanged where the
+    diffusion runs in sample space; for a latent model, images (rows of the sample's size) are VAE-encoded
+    (``model.encode``) and rows of the latent's size are taken as latents."""
+    data = flat_points(data)
+    if getattr(model, "decode_module", lambda: None)() is None:
+        return data
+    image, latent = int(np.prod(model.sample_shape)), int(np.prod(model.diffusion_shape))
+    if data.shape[1] == image:
+        return flat_points(model.encode(data))
+    if data.shape[1] == latent:
+        return data
+    raise ValueError(f"points for {model.name!r} must be images of {image} values or latents of {latent}; got "
+                     f"{data.shape[1]} values a point")
+
+
 def geodesic_points(model, kind: str, n: int, n_background: int, seed: int = 0, data: np.ndarray | None = None,
-                    steps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Graph nodes: ``kind`` = data (a seeded training subset, or uploaded ``data``), samples (the model's)
-    or uniform (over the data's box), followed by ``n_background`` uniform background points.
+                    steps: int | None = None,
+                    condition: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Graph nodes in the space the model's density is over (the diffusion's: pixels, or a latent model's VAE
+    latents): ``kind`` = data (a seeded training subset, or uploaded ``data``; ``space_points`` encodes images of a
+    latent model), samples (the model's, x_0 before any decoder, from the latents of seeds seed + 1 …, under
+    ``condition``) or uniform (over the data's box), followed by ``n_background`` uniform background points.
 
     Returns ``(X, is_background, labels)``; the first points keep their order.
     """
     from explorer.geodesics import add_background_points
 
-    base = flat_points(model.training_data()) if data is None else np.asarray(data, float)
-    labels = model.training_labels() if data is None else None
+    def base_points():
+        if data is not None:
+            return space_points(model, data), None
+        if model.training_set is None:
+            raise ValueError(f"model {model.name!r} has no training set; use points = samples, or give data (images)")
+        return space_points(model, model.training_data()), model.training_labels()
+
     if kind == "data":
+        base, labels = base_points()
         idx = np.arange(len(base))
         if n < len(base):
             idx = np.sort(np.random.default_rng(seed).choice(len(base), size=n, replace=False))
@@ -56,8 +81,14 @@ def geodesic_points(model, kind: str, n: int, n_background: int, seed: int = 0, 
     elif kind == "samples":
         if data is not None:
             raise ValueError("uploaded data has no model to sample; use points = data or uniform")
-        X, labels = model.sample(n, seed=seed + 1, steps=steps).astype(np.float64).reshape(n, -1), None
+        condition = dict(condition or {})
+        if model.decode_module() is None and not condition:
+            X = model.sample(n, seed=seed + 1, steps=steps)
+        else:
+            X = model.sample_x0(n, seed=seed + 1, steps=steps, **condition)
+        X, labels = X.astype(np.float64).reshape(n, -1), None
     elif kind == "uniform":
+        base, _ = base_points()
         lo, hi = base.min(0), base.max(0)
         pad = 0.1 * (hi - lo)
         X, labels = np.random.default_rng(seed).uniform(lo - pad, hi + pad, size=(n, base.shape[1])), None

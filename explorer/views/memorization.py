@@ -111,3 +111,71 @@ def report_cached(model, n: int | None = None, seed: int = 0, steps: int | None 
     auroc = _table_from(a_arrays, "a_")
     report = MemorizationReport(np.asarray(arrays["samples"]), table, auroc, rparams)
     return report, {**record, "hit": bool(record["hit"] and a_record["hit"]), "auroc_key": a_record["key"]}
+
+
+# ---------------------------------------------------------------------------- prompt lists (text-to-image pipelines)
+def _reference(model, reference_dir):
+    """(images, digest) of a reference image folder, or (None, None)."""
+    if not reference_dir:
+        return None, None
+    import hashlib
+
+    from explorer.prompt_memorization import read_reference_images
+
+    images, names = read_reference_images(reference_dir, model.sample_shape)
+    digest = hashlib.sha256(images.tobytes() + "\n".join(names).encode()).hexdigest()[:16]
+    return images, digest
+
+
+def prompt_report_params(model, captions, labels, per_prompt: int, seed: int, steps: int | None, wen_steps: int,
+                         guidance_scale: float, reference_digest, conditions=None, n_directions=None) -> dict:
+    """The parameters that name a prompt-list report in the cache (steps resolved; the reference images by the
+    digest of their pixels and names)."""
+    return {"model": model.name, "captions": [str(c) for c in captions],
+            "labels": None if labels is None else [bool(v) for v in labels], "per_prompt": int(per_prompt),
+            "seed": int(seed), "steps": int(model.default_steps if steps is None else steps),
+            "wen_steps": int(wen_steps), "guidance_scale": float(guidance_scale), "reference": reference_digest,
+            "conditions": None if conditions is None else [dict(c) for c in conditions],
+            "n_directions": None if n_directions is None else int(n_directions), "version": CACHE_VERSION}
+
+
+def prompt_report_is_cached(model, captions, labels, per_prompt, seed, steps, wen_steps, guidance_scale,
+                            reference_dir=None, conditions=None, n_directions=None) -> bool:
+    _, digest = _reference(model, reference_dir)
+    return cache.exists("prompt_memorization", prompt_report_params(
+        model, captions, labels, per_prompt, seed, steps, wen_steps, guidance_scale, digest, conditions,
+        n_directions), model.weights_hash, dtype="float64")
+
+
+def prompt_report_cached(model, captions, labels=None, per_prompt: int = 4, seed: int = 0, steps: int | None = None,
+                         wen_steps: int = 1, guidance_scale: float = 1.0, reference_dir=None, conditions=None,
+                         n_directions: int | None = None, n_boot: int = 200, min_count: int = 5, progress=None):
+    """``explorer.prompt_memorization.prompt_report`` through the disk cache (the page's entry point): the rows'
+    ``captions`` (prompts, or names of ``conditions``), optional ``labels`` (memorized or not), the reference images
+    of ``reference_dir`` (None: the nearest-neighbour score is off). Returns ``(report, record)``."""
+    from explorer.prompt_memorization import PromptReport, prompt_report
+
+    images, digest = _reference(model, reference_dir)
+    params = prompt_report_params(model, captions, labels, per_prompt, seed, steps, wen_steps, guidance_scale, digest,
+                                  conditions, n_directions)
+    prompts = pd.DataFrame({"caption": params["captions"]})
+    if labels is not None:
+        prompts["memorized"] = np.asarray(params["labels"], dtype=bool)
+
+    def compute():
+        rep = prompt_report(model, prompts, per_prompt=per_prompt, seed=seed, steps=params["steps"],
+                            wen_steps=wen_steps, guidance_scale=guidance_scale, reference=images,
+                            n_directions=n_directions, n_boot=n_boot, min_count=min_count, progress=progress,
+                            conditions=conditions)
+        out = {"images": rep.images, **_table_arrays(rep.prompts, "p_"), **_table_arrays(rep.samples, "s_"),
+               "params_json": np.array(json.dumps(cache._jsonable(rep.params)))}
+        if rep.auroc is not None:
+            out.update(_table_arrays(rep.auroc, "a_"))
+        return out
+
+    arrays, record = cache.cached("prompt_memorization", params, compute, weights_hash=model.weights_hash,
+                                  dtype="float64")
+    auroc = _table_from(arrays, "a_") if "a_columns" in arrays else None
+    report = PromptReport(_table_from(arrays, "p_"), _table_from(arrays, "s_"), np.asarray(arrays["images"]), auroc,
+                          json.loads(str(arrays["params_json"])))
+    return report, record

@@ -15,6 +15,7 @@ from explorer.models.pipelines.folder import (
     SUPPORTED_PIPELINES,
     PipelineError,
     cache_snapshot,
+    cached_pipelines,
     claims_cache_id,
     claims_folder,
     hf_cache_dir,
@@ -44,5 +45,5 @@ def register() -> None:
                             "org/name of a pipeline in the local Hugging Face cache"))
 
 
-__all__ = ["SUPPORTED_PIPELINES", "PipelineError", "cache_snapshot", "claims_cache_id", "claims_folder",
-           "hf_cache_dir", "inspect_folder", "register"]
+__all__ = ["SUPPORTED_PIPELINES", "PipelineError", "cache_snapshot", "cached_pipelines", "claims_cache_id",
+           "claims_folder", "hf_cache_dir", "inspect_folder", "register"]

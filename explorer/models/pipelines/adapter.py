@@ -9,6 +9,13 @@ Maps (``generator(map, steps, t, **condition)``), all from z of shape ``latent_s
 - ``denoiser``: the one-step prediction x̂_0(x_t, t) (then the decoder);
 - ``decoder`` (latent models only): the VAE decoder alone, x_0 → image.
 
+Likelihood (``log_prob(x, "ode", **condition)``): the probability-flow ODE (``explorer.density.ddim.ode_log_prob``)
+in the space the diffusion runs in (pixels; the VAE latent of latent models: points from ``encode(images)`` or
+``sample_x0``), with ``LIKELIHOOD``'s RK4 steps and Rademacher probes shared by every point. Conditional models are
+measured at guidance scale 1 (the conditional ε itself): a classifier-free-guided flow is not the density of any
+model, so ``guidance_scale`` above 1 is refused. p_ref: ``log_p_ref`` from ``explorer_record.json`` when stored, else
+``explorer.density.cached`` takes the median over ``ref_points`` training points (or samples).
+
 A subclass sets the protocol attributes and implements ``eps_model(**condition)``, ``decode_module()`` and
 ``_convert_networks``.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,12 +32,25 @@ from explorer.models.base import GenerativeModel
 from explorer.models.ddim import DDIMChain, DenoiserMap
 from explorer.models.pipelines.networks import Decoded
 
+#: The pages' likelihood (``log_prob`` keywords): the ODE with 20 RK4 steps and 2 Rademacher probes shared by every
+#: point (a smooth log p for geodesics, as for the built-in digit models).
+LIKELIHOOD = {"method": "ode", "n_steps": 20, "n_probes": 2, "shared_probes": True}
+#: Points p_ref's median is taken over when the record stores none (the ODE costs about a second a point on a CPU).
+REF_POINTS = 32
+
 
 class PipelineModel(GenerativeModel):
     """A diffusers pipeline as a model of the library (subclasses: one per pipeline family)."""
 
     #: the pipeline folder (``explorer.models.pipelines.folder.PipelineFolder``) it was opened from
     folder = None
+    ref_points = REF_POINTS
+
+    def _init_likelihood(self, record: dict) -> None:
+        """``meta["likelihood"]`` and ``log_p_ref`` (a number stored in ``explorer_record.json``, else None)."""
+        self.meta["likelihood"] = dict(LIKELIHOOD)
+        ref = record.get("log_p_ref")
+        self.log_p_ref = float(ref) if isinstance(ref, int | float) and np.isfinite(ref) else None
 
     @property
     def latent_space(self) -> bool:
@@ -82,6 +103,33 @@ class PipelineModel(GenerativeModel):
             inner = DDIMChain(eps, a, chain) if map == "from_t" else DenoiserMap(eps, a, t)
         return inner if decoder is None else Decoded(inner, decoder)
 
+    def x0_generator(self, steps: int | None = None, **condition) -> nn.Module:
+        """The DDIM sampler z → x_0 in the diffusion's space (no decoder): the ``sampler`` map's inner chain."""
+        self.check_condition(condition)
+        steps = self.default_steps if steps is None else int(steps)
+        return DDIMChain(self.eps_model(**condition), self.schedule.alphas_cumprod, self.schedule.chain(steps))
+
+    def log_prob(self, x, method: str | None = "ode", **kwargs) -> np.ndarray:
+        """log p(x | condition) (float64, (M,)) by the probability-flow ODE at points x of the diffusion's space
+        ((M, *diffusion_shape) or flat; latent models: ``encode(images)``); conditioning keywords (``class_label``,
+        ``prompt``) select the conditional ε at guidance scale 1, the rest are ``ode_log_prob``'s."""
+        from explorer.density.ddim import ode_log_prob
+
+        if (method or "ode") != "ode":
+            raise ValueError(f"unknown likelihood method {method!r} for {self.name!r}; valid: ode")
+        condition = {k: kwargs.pop(k) for k in list(kwargs) if k in self.capabilities.conditioning}
+        if "guidance_scale" in condition and guidance_scale(condition.pop("guidance_scale")) != 1:
+            raise ValueError("log p is measured at guidance_scale 1 (the conditional model itself): a classifier-free-"
+                             "guided flow is not the density of any model; drop guidance_scale")
+        condition.pop("negative_prompt", None)  # only guidance uses it
+        size = int(np.prod(self.diffusion_shape))
+        n_values = int(np.prod(np.shape(x)[1:])) if np.ndim(x) >= 2 else int(np.size(x))
+        if self.latent_space and n_values != size:
+            raise ValueError(f"log p of {self.name!r} is over the VAE latent, points of {size} values "
+                             f"({'×'.join(map(str, self.diffusion_shape))}); got {n_values} values a point: encode "
+                             "images with model.encode(images)")
+        return ode_log_prob(self, x, condition=condition, **kwargs)
+
 
 class LatentPipelineModel(PipelineModel):
     """A latent diffusion pipeline: the diffusion runs on the VAE latent (``diffusion_shape`` = ``latent_shape``),
@@ -109,6 +157,29 @@ class LatentPipelineModel(PipelineModel):
         from explorer.models.pipelines.networks import VAEDecode
 
         return VAEDecode(self.vae, self.scaling_factor)
+
+    def encode(self, images) -> np.ndarray:
+        """VAE latents (N, *diffusion_shape), float32, of images (N, *sample_shape) in [−1, 1]: the encoder's
+        posterior mean × scaling_factor (the x_0 the diffusion was trained on), on the compute device."""
+        from explorer.device import compute_view
+        from explorer.models.pipelines.networks import VAEEncode
+
+        x = np.asarray(images.detach().cpu() if torch.is_tensor(images) else images, dtype=np.float32)
+        size = int(np.prod(self.sample_shape))
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != size:
+            raise ValueError(f"images must be (N, {', '.join(map(str, self.sample_shape))}) in [-1, 1] or flat "
+                             f"(N, {size}); got shape {x.shape}")
+        view = compute_view(self)
+        return view.run_batched(VAEEncode(view.vae, self.scaling_factor), x, self.sample_shape)
+
+    def to_display(self, x) -> np.ndarray | None:
+        """Images (N, H, W, C) uint8 of samples (N, *sample_shape), or of points of the diffusion's space (VAE
+        latents, recognised by their size), which are decoded first."""
+        arr = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x)
+        per = int(np.prod(arr.shape[1:])) if arr.ndim >= 2 else arr.size
+        if per == int(np.prod(self.diffusion_shape)) != int(np.prod(self.sample_shape)):
+            arr = self.decode(arr)
+        return super().to_display(arr)
 
     def _convert_networks(self, device, dtype) -> None:
         self.vae = self.converted(self.vae, device, dtype)

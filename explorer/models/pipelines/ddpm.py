@@ -1,25 +1,21 @@
 """``DDPMPipeline`` / ``DDIMPipeline``: an unconditional ``UNet2DModel`` in pixel space.
 
 z = x_T and samples have the UNet's shape (in_channels, sample_size, sample_size); the likelihood is the
-probability-flow ODE in pixel space (``explorer.density.ddim.ode_log_prob``), since the diffusion runs where the
-samples are. A folder written by this project's own training (``explorer_record.json`` naming the digits data)
-gets its training set and default steps from that record.
+probability-flow ODE in pixel space (``PipelineModel.log_prob``), since the diffusion runs where the samples are. A
+folder written by this project's own training (``explorer_record.json`` naming the digits data) gets its training
+set, default steps and (when stored) log p_ref from that record.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from explorer.models.base import Capabilities, TrainingSet
-from explorer.models.pipelines.adapter import PipelineModel
+from explorer.models.pipelines.adapter import LIKELIHOOD, PipelineModel
 from explorer.models.pipelines.folder import PipelineError
 from explorer.models.pipelines.load import DEFAULT_STEPS, load_component
 from explorer.models.pipelines.networks import Prediction, UNetEps, prepare_for_forward_ad
 
 MAPS = ("sampler", "from_t", "denoiser")
-#: The pages' likelihood (``log_prob`` keywords): the ODE with 20 RK4 steps and 2 Rademacher probes shared by every
-#: point (a smooth log p for geodesics, as for the built-in digit models).
-LIKELIHOOD = {"method": "ode", "n_steps": 20, "n_probes": 2, "shared_probes": True}
+__all__ = ["LIKELIHOOD", "MAPS", "PixelDDPM", "training_set_from_record"]
 
 
 class PixelDDPM(PipelineModel):
@@ -41,7 +37,8 @@ class PixelDDPM(PipelineModel):
         record = meta.get("record") or {}
         self.default_steps = int(record.get("default_steps", DEFAULT_STEPS))
         self.training_set = training_set_from_record(record, self.sample_shape)
-        self.meta = {**meta, "likelihood": dict(LIKELIHOOD), "default_steps": self.default_steps}
+        self.meta = {**meta, "default_steps": self.default_steps}
+        self._init_likelihood(record)
         self.capabilities = Capabilities(maps=MAPS, likelihoods=("ode",), piecewise_linear=False,
                                          training_set=self.training_set is not None, conditioning=(),
                                          step_jacobian=False, diffusion=True)
@@ -49,14 +46,6 @@ class PixelDDPM(PipelineModel):
     def eps_model(self, **condition):
         self.check_condition(condition)
         return UNetEps(self.unet, self._prediction)
-
-    def log_prob(self, x, method: str | None = "ode", **kwargs) -> np.ndarray:
-        """log p(x) (float64, (M,)) by the probability-flow ODE in pixel space (``ode_log_prob``'s keywords)."""
-        from explorer.density.ddim import ode_log_prob
-
-        if (method or "ode") != "ode":
-            raise ValueError(f"unknown likelihood method {method!r} for {self.name!r}; valid: ode")
-        return ode_log_prob(self, x, **kwargs)
 
     def _convert_networks(self, device, dtype) -> None:
         self.unet = self.converted(self.unet, device, dtype)

@@ -51,8 +51,28 @@ class DiTModel(LatentPipelineModel):
         self.meta = {**meta, "n_classes": self.null_class, "null_class": self.null_class,
                      "labels": None if self.labels is None else {str(k): v for k, v in self.labels.items()},
                      "default_steps": self.default_steps}
-        self.capabilities = Capabilities(maps=MAPS, likelihoods=(), piecewise_linear=False, training_set=False,
+        self._init_likelihood(record)
+        self.capabilities = Capabilities(maps=MAPS, likelihoods=("ode",), piecewise_linear=False, training_set=False,
                                          conditioning=CONDITIONING, step_jacobian=False, diffusion=True)
+
+    @property
+    def n_classes(self) -> int:
+        """Classes 0 … n_classes − 1 (n_classes itself is the null class)."""
+        return self.null_class
+
+    @property
+    def class_names(self) -> list[str]:
+        """A name per class, indexed by class number (a class picker's options): the folder's label where it has
+        one (ImageNet's hold several comma-separated names), else the number itself."""
+        labels = self.labels or {}
+        return [str(labels.get(i, i)) for i in range(self.null_class)]
+
+    def canonical_condition(self, condition: dict | None = None) -> dict:
+        """As ``GenerativeModel.canonical_condition``, with ``class_label`` as its class number."""
+        out = super().canonical_condition(condition)
+        if out.get("class_label") is not None:
+            out["class_label"] = self.class_id(out["class_label"])
+        return out
 
     def class_id(self, class_label) -> int:
         """A class number in [0, n_classes] (n_classes: the null class) from a number or a label's name."""

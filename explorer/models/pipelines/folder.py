@@ -131,6 +131,26 @@ def cache_snapshot(repo_id: str, cache: Path | None = None, revision: str = "mai
     return snap
 
 
+def cached_pipelines(cache: Path | None = None) -> list[str]:
+    """The ``org/name`` ids of the supported pipelines in the local Hugging Face cache (``hf_cache_dir()``, read at
+    each call), sorted; a repository whose snapshot fails ``inspect_folder`` (another kind of model, a custom
+    pipeline, pickled weights, a partial download) is left out. Reads files only, never the network."""
+    cache = hf_cache_dir() if cache is None else Path(cache)
+    if not cache.is_dir():
+        return []
+    found = []
+    for repo in sorted(cache.glob("models--*--*")):
+        repo_id = repo.name[len("models--"):].replace("--", "/", 1)
+        if not repo.is_dir() or not _CACHE_ID.match(repo_id):
+            continue
+        try:
+            inspect_folder(cache_snapshot(repo_id, cache), repo_id)
+        except (PipelineError, OSError, ValueError):
+            continue
+        found.append(repo_id)
+    return found
+
+
 # ---------------------------------------------------------------------------- checking a folder
 def inspect_folder(path, spec: str | None = None) -> PipelineFolder:
     """Check ``path`` as a supported diffusers pipeline folder from its files alone, in this order: it exists, it

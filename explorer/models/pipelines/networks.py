@@ -183,6 +183,18 @@ class VAEDecode(nn.Module):
         return self.vae.decode(x / self.scaling_factor).sample
 
 
+class VAEEncode(nn.Module):
+    """Images in [−1, 1] → the diffusion's latent x_0: the VAE encoder's posterior mean × scaling_factor (the
+    deterministic part of what the pipelines' training encodes; no sampling)."""
+
+    def __init__(self, vae: nn.Module, scaling_factor: float):
+        super().__init__()
+        self.vae, self.scaling_factor = vae, float(scaling_factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(x).latent_dist.mean * self.scaling_factor
+
+
 class Decoded(nn.Module):
     """``decoder(inner(x))``: a DDIM map in latent space followed by the VAE decoder. ``probe`` runs what the
     memory budget measures: one step of the inner map (its own probe) and the decoder."""

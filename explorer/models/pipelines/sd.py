@@ -59,7 +59,8 @@ class StableDiffusionModel(LatentPipelineModel):
         self.training_set = None
         self.meta = {**meta, "default_steps": self.default_steps,
                      "max_prompt_tokens": int(self.tokenizer.model_max_length)}
-        self.capabilities = Capabilities(maps=MAPS, likelihoods=(), piecewise_linear=False, training_set=False,
+        self._init_likelihood(record)
+        self.capabilities = Capabilities(maps=MAPS, likelihoods=("ode",), piecewise_linear=False, training_set=False,
                                          conditioning=CONDITIONING, step_jacobian=False, diffusion=True)
         self._embeddings: dict = {}
         self._embeddings_lock = threading.Lock()
