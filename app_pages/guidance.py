@@ -92,9 +92,11 @@ r1, r2, r3, r4 = st.columns(4)
 r1.metric("Held-out R² of the reward", f"{rrec['heldout_r2']:.3f}",
           help=f"1 − MSE / Var(ψ) on {rrec['n_heldout']} held-out latents' states at every step: how much of ψ the "
                "reward predicts from x_t alone")
-for col, r2_third, (t_hi, t_lo) in zip((r2, r3, r4), rrec["heldout_r2_by_third"], rrec["thirds_timesteps"],
-                                       strict=True):
-    col.metric(f"R², t from {t_hi} to {t_lo}", f"{r2_third:.3f}")
+for col, r2_third, span in zip((r2, r3, r4), rrec["heldout_r2_by_third"], rrec["thirds_timesteps"], strict=True):
+    if span is None:  # fewer than 3 sampler steps: this third holds no step
+        col.metric("R², no step in this third", "n/a")
+    else:
+        col.metric(f"R², t from {span[0]} to {span[1]}", f"{r2_third:.3f}")
 rc = record.get("reward_cache") or {}
 st.caption(f"Trained on {rrec['n']} latents of seed {rrec['seed']} ({rrec['states']} states of the {rrec['steps']}-"
            f"step sampler, ψ with P = {rrec['n_directions']} directions), {rrec['config']['net']['kind']} body; "

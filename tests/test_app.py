@@ -514,7 +514,7 @@ def test_every_paper_figure_draws_from_the_backend():
     for choice in choices:
         at.radio(key="fig_choice").set_value(choice).run()
         assert_clean(at)
-        assert at.get("plotly_chart") or at.get("imgs"), choice
+        assert at.get("plotly_chart") or at.get("image"), choice
         assert any("Explore it live" in str(p.proto) for p in at.get("page_link")), choice
 def test_refine_the_path_shows_the_refined_length_beside_the_graphs():
     """"Refine the path" on the Geodesics page (KDE density: an exact gradient, seconds): the refined length next to

@@ -133,7 +133,7 @@ def run(args) -> int:
            "seconds": round(time.perf_counter() - start, 2)}
     paths["json"].write_text(json.dumps(stamped(out), indent=2, default=str) + "\n")
     rec = record["reward"]
-    thirds = ", ".join(f"{v:.2f}" for v in rec["heldout_r2_by_third"])
+    thirds = ", ".join("n/a" if v is None else f"{v:.2f}" for v in rec["heldout_r2_by_third"])
     print(f"reward: held-out R² {rec['heldout_r2']:.3f} (by third of the schedule, noisiest first: {thirds}); "
           f"{model.name}, map {rec['map']}, {rec['steps']} steps, N = {rec['n']}")
     table = figures_table(record)

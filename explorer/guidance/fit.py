@@ -135,8 +135,11 @@ def fit_reward(data: RewardData, net: dict | None = None, progress=None, **fit) 
         **data.params, "config": reward.config(), "net": net, "fit": cfg, "target_mean": mean, "target_std": std,
         "n_train": len(train), "n_validation": len(val), "n_heldout": len(held), "timesteps": data.timesteps.tolist(),
         "heldout_r2": r2_score(held_pred, target),
-        "heldout_r2_by_third": [r2_score(held_pred[:, g], target[:, g]) for g in schedule_thirds(S)],
-        "thirds_timesteps": [[int(data.timesteps[g[0]]), int(data.timesteps[g[-1]])] for g in schedule_thirds(S)],
+        # with fewer than 3 steps a third holds none: its R² and timesteps are None
+        "heldout_r2_by_third": [r2_score(held_pred[:, g], target[:, g]) if len(g) else None
+                                for g in schedule_thirds(S)],
+        "thirds_timesteps": [[int(data.timesteps[g[0]]), int(data.timesteps[g[-1]])] if len(g) else None
+                             for g in schedule_thirds(S)],
         "train_r2": r2_score(train_pred, psi[train[:2048]][:, None].repeat(S, 1)),
         "kept_iteration": best_it, "train_seconds": round(time.perf_counter() - start, 2),
     }
