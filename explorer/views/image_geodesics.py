@@ -138,15 +138,21 @@ def image_graph_defaults(model, preset: str = "default") -> dict:
     return out
 
 
-def precompute_default_view(model, preset: str = "default", log=print) -> None:
+def precompute_default_view(model, preset: str = "default", log=print, compare_paths: bool | None = None) -> None:
     """Fill the disk cache with what the view shows first for ``model``: the default graph's log p, the straight
-    line's profile and the three-path comparison between the default endpoints at λ = p0 = 1."""
+    line's profile and (``compare_paths``; default: not for diffusers pipelines, whose ODE log p through a UNet
+    makes the refinement take the better part of an hour on a CPU) the three-path comparison between the default
+    endpoints at λ = p0 = 1, which the page computes when asked ("Compare the three paths")."""
+    from explorer.views.sizes import size_kind
+
+    if compare_paths is None:
+        compare_paths = size_kind(model) != "pipeline"
     S = image_graph_defaults(model, preset)
     density = make_density(model, "model", condition=S["condition"])
     state = fit_image_graph(model, density, S["n"], S["k"], S["n_quad"], S["points"], S["condition"], S["steps"])
     log(f"{model.name}: image graph of {len(state.X)} images, {density.n_evals} new log p evaluations")
     i, j = default_endpoints(state.labels)
     view = geodesic_view(state, 1.0, 1.0, i, j)
-    if view["ok"]:
+    if view["ok"] and compare_paths:
         compare(model, density, state, i, j, 1.0, 1.0, S["n_points"], S["refine_iter"])
         log(f"{model.name}: three paths between images {i} and {j} at λ = 1")
