@@ -15,18 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.models import DEFAULT_MODEL, load_model
 
     load_model(DEFAULT_MODEL)  # imports torch, diffusers and the model kinds; loads the first page's model
-    import importlib
-    import pkgutil
-
     import plotly.graph_objects  # noqa: F401  (the pages' charts)
-    import streamlit_image_coordinates  # noqa: F401  (the clickable maps)
     from streamlit.web import cli
-
-    import webui
-
-    for mod in pkgutil.iter_modules(webui.__path__):  # the pages' glue (about 1 s of the first page otherwise)
-        if mod.name != "serve":
-            importlib.import_module(f"webui.{mod.name}")
 
     sys.argv = ["streamlit", "run", *args]
     return cli.main()
