@@ -151,3 +151,19 @@ def save_screenshot(page, path: Path, max_bytes: int = 300_000) -> Path:
             if path.stat().st_size <= max_bytes:
                 break
     return path
+
+
+def require_browser() -> None:
+    """Skip (fail under CI=true) unless /usr/bin/chromium and the playwright package are there."""
+    import pytest
+
+    if not Path("/usr/bin/chromium").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
+        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but the playwright package is missing (pip install playwright)")
+        pytest.skip("the playwright package is missing (pip install playwright)")

@@ -21,16 +21,9 @@ IMAGE_FRAME = 'iframe[title="streamlit_image_coordinates.streamlit_image_coordin
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path("/usr/bin/chromium").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but the playwright package is missing (pip install playwright)")
-        pytest.skip("the playwright package is missing (pip install playwright)")
+    from tests.browser_support import require_browser
+
+    require_browser()
     from tests.browser_support import streamlit_server
 
     cache = tmp_path_factory.mktemp("browser-cache")

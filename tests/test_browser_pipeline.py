@@ -5,9 +5,7 @@ CI=true."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,16 +17,9 @@ MAP_FRAME = 'iframe[title="streamlit_image_coordinates.streamlit_image_coordinat
 
 @pytest.fixture(scope="module")
 def browser_ready():
-    if not Path("/usr/bin/chromium").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but /usr/bin/chromium is missing (apt-get install chromium)")
-        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but the playwright package is missing (pip install playwright)")
-        pytest.skip("the playwright package is missing (pip install playwright)")
+    from tests.browser_support import require_browser
+
+    require_browser()
 
 
 def _settled(page, timeout: float = 240.0) -> None:
