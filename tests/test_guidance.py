@@ -285,8 +285,6 @@ def test_guidance_on_tiny_pipelines(kind):
                                    model.generator("sampler", 3, **cond)(z), rtol=0, atol=0)
 
 
-@pytest.mark.xfail(reason="fails since the pipes2 merge (latent pipelines: log p over the VAE latent; DiT "
-                          "labels; decoder planes through x_0); left for the next session", strict=False)
 @pytest.mark.slow
 def test_guidance_report_on_a_tiny_latent_pipeline(private_cache):
     from explorer.models import load_model
@@ -297,10 +295,15 @@ def test_guidance_report_on_a_tiny_latent_pipeline(private_cache):
                                   prompt="a digit")
     assert arrays["samples"].shape == (2, 4, *model.sample_shape) and "x0" in arrays
     assert rec["reward"]["condition"] == {"prompt": "a digit"} and len(rec["figures"]) == 2
+    # log p of a latent model is over x_0 (the VAE latent), conditioned on the prompt: at ρ = 0 it is the model's
+    # log p of its plain samples' x_0
+    x0 = model.sample_x0(4, 0, 3, prompt="a digit")
+    np.testing.assert_allclose(arrays["x0"][0].reshape(4, -1), x0.reshape(4, -1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(arrays["log_p_model"][0],
+                               model.log_prob(x0, **model.default_likelihood, prompt="a digit"), rtol=1e-4)
+    assert not np.allclose(arrays["log_p_model"][0], model.log_prob(x0, **model.default_likelihood, prompt="x"))
 
 
-@pytest.mark.xfail(reason="fails since the pipes2 merge (latent pipelines: log p over the VAE latent; DiT "
-                          "labels; decoder planes through x_0); left for the next session", strict=False)
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,extra", [("ddpm", []), ("dit", ["--class-label", "3", "--guidance-scale", "2"])])
 def test_guidance_cli_on_tiny_pipelines(kind, extra, private_cache):

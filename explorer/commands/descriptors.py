@@ -4,7 +4,9 @@ Example:
   python -m explorer descriptors --model toy2d/moons --map sampler --steps 50 --grid 128 --extent 3 --out maps.npz
 
 The plane is the model's whole latent plane for 2-D latents, else the plane through the latents of
-three seeds (``--anchors 0,1,2``; each seed's latent is ``model.latents(1, seed)``).
+three seeds (``--anchors 0,1,2``; each seed's latent is ``model.latents(1, seed)``). The ``decoder`` map takes
+x_0 latents, not noise: its plane passes through the x_0 of the three seeds' samples (``--steps`` sampler steps,
+under the conditioning flags); the record's ``anchor_inputs`` says which ("z" or "x0").
 
 Diffusers pipelines (``--model FOLDER`` or ``--model org/name``) take ``--map decoder`` (latent models: the VAE
 decoder alone) and conditioning flags, e.g.
@@ -54,6 +56,7 @@ def compute(args):
     same disk cache: the Local geometry page then opens this plane at once)."""
     from explorer.jobs.console import run_in_foreground
     from explorer.models import load_model
+    from explorer.views.local_geometry import anchors_for
 
     model = load_model(args.model)
     seeds = []
@@ -79,7 +82,9 @@ def compute(args):
         arrays, cache_record = run_in_foreground("descriptor_plane", model, params)
         ray_info = None if backend is None else backend.describe()
     record = {"model": args.model, "weights_hash": model.weights_hash, "map": args.map, "steps": args.steps,
-              "t": params["t"], "anchors": args.anchors, "condition": condition, "n": args.grid, "extent": args.extent,
+              "t": params["t"], "anchors": args.anchors,
+              "anchor_inputs": anchors_for(args.map) if seeds else None, "condition": condition, "n": args.grid,
+              "extent": args.extent,
               "radius": float(arrays["radius"]), "n_directions": cache_record["params"]["n_directions"],
               "P": cache_record["params"]["n_directions"], "seed": args.seed, "dtype": args.dtype,
               "n_layer_calls": int(arrays["n_layer_calls"]) if "n_layer_calls" in arrays else None,

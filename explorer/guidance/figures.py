@@ -220,7 +220,7 @@ FIGURE_LABELS = {
     "psi_measured": "measured ψ (plain sampler, at the inverted latent)",
     "psi_predicted": "the reward's predicted ψ (at the last step's input)",
     "log_p": "log p = log N(z̃) − ψ(z̃) (the plain sampler's change of variables)",
-    "log_p_model": "the model's default likelihood of the sample",
+    "log_p_model": "the model's default likelihood of the sample (of its x_0 for latent models, at guidance 1)",
     "log_p_median": "median of log p",
     "log_p_model_median": "median of the model's default likelihood",
     "confidence": "digit classifier confidence max_c p(c | x)",

@@ -166,8 +166,10 @@ def measure_rho(model, reward: Reward, rho: float, n: int, seed: int, steps: int
            "psi_measured": psi, "psi_predicted": det["predicted"], "log_p": log_p,
            "inversion_status": inv.status.astype(np.int8), "residual": inv.residual, "gap": gap,
            "latent_shift": np.sqrt(((zf - z0) ** 2).mean(1))}
-    if model_likelihood:
-        out["log_p_model"] = np.asarray(model.log_prob(det["samples"], **model.default_likelihood), np.float64)
+    if model_likelihood:  # over the space the diffusion runs in (x_0: the VAE latent of DiT/SD), at guidance 1
+        points = det["x0"] if model.decode_module() is not None else det["samples"]
+        unguided = {k: v for k, v in condition.items() if k not in ("guidance_scale", "negative_prompt")}
+        out["log_p_model"] = np.asarray(model.log_prob(points, **model.default_likelihood, **unguided), np.float64)
     out.update(ctx.sample_figures(det["samples"]))
     return out
 
