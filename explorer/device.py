@@ -135,6 +135,18 @@ _LIVE_FACTOR = 6
 MAX_ROWS = 65536
 
 
+#: A job over many latents reports progress (and can be stopped) at least this many times, in chunks of at least
+#: ``MIN_PROGRESS_ROWS`` latents (smaller ones would cost more in per-chunk overhead than they give in feedback).
+PROGRESS_PARTS, MIN_PROGRESS_ROWS = 8, 1024
+
+
+def progress_chunk(chunk_size: int, n: int) -> int:
+    """``chunk_size`` capped so that n rows take about ``PROGRESS_PARTS`` chunks (never fewer than
+    ``MIN_PROGRESS_ROWS`` rows each): a 90 × 90 plane of a 2-D toy fits the memory budget in one chunk, and its
+    progress would jump from 0 to 100 % with no Stop in between."""
+    return int(max(1, min(int(chunk_size), max(MIN_PROGRESS_ROWS, -(-int(n) // PROGRESS_PARTS)))))
+
+
 def rows_per_chunk(module: nn.Module, example: torch.Tensor, copies: int, budget: int | None = None) -> int:
     """Latents per chunk so that ``copies`` copies of each (1 + P tangents for a JVP sketch, 2P + 1 vertices for δ)
     fit in the memory budget: budget / (copies · live factor · largest activation), at least 1, and at most

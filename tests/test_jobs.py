@@ -154,3 +154,32 @@ def test_cancelled_cli_style_run_here_raises_and_keeps_nothing(isolated_cache):
     with pytest.raises(JobCancelled):
         reg.run_here("x", cancel_at_start)
     assert not cache.entries()
+
+
+def test_a_descriptor_plane_reports_progress_often_and_stops_midway(isolated_cache):
+    """A 90 × 90 plane of a 2-D toy fits the memory budget in one chunk; its job must still report progress in
+    steps (``explorer.device.progress_chunk``) so that the page's remaining time means something and Stop acts
+    before the end: the job is cancelled halfway through ψ/ν and leaves no cache entry."""
+    model = load_model("toy2d/spiral")
+    params = {"map": "sampler", "steps": 5, "t": None, "seeds": [], "n": 90, "extent": 3.0}
+    reg = JobRegistry()
+    seen = []
+    key = job_key("descriptor_plane", model, params)
+
+    def fn(job):
+        real = job.progress
+
+        def progress(fraction, message=None):
+            seen.append(fraction)
+            if 0.2 < fraction < 0.5:
+                job.cancel()
+            real(fraction, message)
+
+        job.progress = progress
+        return run_kind("descriptor_plane", model, params, job)
+
+    job = reg.submit(key, fn, "plane")
+    assert job.wait(120) and job.status == CANCELLED, job.error
+    assert len([f for f in seen if 0 < f < 0.5]) >= 4, seen  # several steps within the first half (ψ/ν)
+    assert max(seen) < 0.5, "stopped within ψ/ν, not after the whole plane"
+    assert not list(isolated_cache.glob("descriptor_maps-*"))

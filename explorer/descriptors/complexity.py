@@ -106,9 +106,9 @@ def local_complexity(G: nn.Module, z, radius: float, directions=None, n_directio
     n_vert = 2 * B.shape[0] + 1
     device, dtype = module_device_dtype(G, (z.device, z.dtype))
     if chunk_size is None:
-        from explorer.device import rows_per_chunk
+        from explorer.device import progress_chunk, rows_per_chunk
 
-        chunk_size = rows_per_chunk(G, z[:1].to(device, dtype), n_vert) if len(z) else 1
+        chunk_size = progress_chunk(rows_per_chunk(G, z[:1].to(device, dtype), n_vert), len(z)) if len(z) else 1
     state = {"counts": None, "calls": 0, "neurons": 0}
     owner = threading.get_ident()
 

@@ -36,7 +36,9 @@ def iter_jacobian_sketches(G, z: torch.Tensor, B: torch.Tensor, chunk_size: int 
     P = B.shape[0]
     V = B.to(device=device, dtype=dtype).reshape(P, *shape)
     if chunk_size is None:
-        chunk_size = sketch_chunk_size(G, z, P) if n else 1
+        from explorer.device import progress_chunk
+
+        chunk_size = progress_chunk(sketch_chunk_size(G, z, P), n) if n else 1
     for start in range(0, n, chunk_size):
         zc = z[start:start + chunk_size].to(device=device, dtype=dtype)
 

@@ -47,10 +47,11 @@ def randomized_singular_values(G, z, rank: int, oversample: int = 8, n_iter: int
     shape = tuple(z.shape[1:])
     omega = random_directions(d, n_cols, seed).to(device=device, dtype=dtype).reshape(n_cols, *shape)
     if chunk_size is None:
-        from explorer.device import rows_per_chunk
+        from explorer.device import progress_chunk, rows_per_chunk
 
         steps = max(1, int(getattr(G, "steps", 1)))
         chunk_size = rows_per_chunk(G, z[:1].to(device, dtype), (n_cols + 1) * steps) if len(z) else 1
+        chunk_size = progress_chunk(chunk_size, len(z))
     out = []
     for start in range(0, len(z), chunk_size):
         zc = z[start:start + chunk_size].to(device=device, dtype=dtype)
