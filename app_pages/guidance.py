@@ -10,7 +10,7 @@ import streamlit as st
 from explorer import cache
 from explorer.guidance.report import figures_table, reward_entry_params, samples_table
 from explorer.views.guidance import guidance_defaults
-from webui import commands, jobs, profiles, resources, session, sidebar, widgets
+from webui import commands, conditioning, jobs, profiles, resources, session, sidebar, widgets
 from webui import guidance as gd
 
 spec = sidebar.sidebar()
@@ -28,6 +28,9 @@ if st.session_state.get("_guide_model") not in (None, spec):  # model-dependent 
     for k in ("guide_reward", "guide_pending"):
         st.session_state.pop(k, None)
 st.session_state["_guide_model"] = spec
+#: The class (DiT) or prompt, negative prompt and guidance scale (SD) every sample and the reward are made under: the
+#: guidance adds to the classifier-free-guided ε. Unconditional models draw nothing and keep their keys.
+COND = conditioning.condition_fields(model)
 st.caption("A small network r_φ(x_t, t) learns to predict ψ(z), the local scaling of the sampler at the latent a "
            "trajectory came from (Humayun et al.); its gradient steers denoising: ε̃ = ε_θ(x_t, t) − ρ·sqrt(1 − ᾱ_t)·"
            "∇r_φ(x_t, t). ρ > 0 seeks larger ψ, ρ < 0 smaller; ρ = 0 is the plain sampler. Sample i at every ρ starts "
@@ -37,9 +40,9 @@ st.caption("A small network r_φ(x_t, t) learns to predict ψ(z), the local scal
 # ---------------------------------------------------------------------------- the reward
 st.subheader("The reward r_φ")
 default_params = reward_entry_params(model, DEF["reward_n"], DEF["reward_seed"], STEPS, DEF["map"],
-                                     DEF["n_directions"], None, DEF["reward_fit"], DEF["reward_states"], {})
+                                     DEF["n_directions"], None, DEF["reward_fit"], DEF["reward_states"], COND)
 default_key = cache.cache_key("guidance_reward", default_params, model.weights_hash)
-on_disk = {r["key"]: r for r in gd.cached_rewards(model, STEPS)}
+on_disk = {r["key"]: r for r in gd.cached_rewards(model, STEPS, condition=COND)}
 pending = dict(st.session_state.get("guide_pending", {}))
 labels = {"default": "the page's default reward: " + gd.describe_reward(default_params, on_disk.get(default_key, {})
                                                                        .get("record"))
@@ -66,7 +69,7 @@ if choice == "new":
             over = {"reward_n": n_new, "reward_seed": seed_new, "reward_states": states_new,
                     "reward_fit": {"iterations": iters_new}}
             p = reward_entry_params(model, n_new, seed_new, STEPS, DEF["map"], DEF["n_directions"], None,
-                                    over["reward_fit"], states_new, {})
+                                    over["reward_fit"], states_new, COND)
             key = cache.cache_key("guidance_reward", p, model.weights_hash)
             if key not in on_disk and key != default_key:
                 pending[key] = {**p, "overrides": over}
@@ -80,7 +83,7 @@ elif choice in on_disk:
     overrides = on_disk[choice]["overrides"]
 else:
     overrides = pending[choice]["overrides"]
-params = {"preset": PRESET, **overrides}
+params = {"preset": PRESET, **overrides, **COND}
 got = jobs.result_of("guidance", model, params,
                      what=f"reward guidance on {spec}: the reward, then guided samples at {len(DEF['rhos'])} values "
                           "of ρ, their inversion and ψ")
@@ -236,5 +239,6 @@ with d2:
                          "dl_guide_csv")
 fit_iters = (rrec.get("fit") or {}).get("iterations")
 widgets.cli_hint(commands.guidance(spec, rhos, n, record["params"]["seed"], record["params"]["steps"], rrec["n"],
-                                   rrec["seed"], rrec["states"], fit_iters, record["params"]["n_boot"]))
+                                   rrec["seed"], rrec["states"], fit_iters, record["params"]["n_boot"],
+                                   condition=COND))
 session.sync_query(["guide_rho"])

@@ -201,7 +201,7 @@ if plane is not None:
     widgets.download_npz("Download maps (NPZ)", {k: arrays[k] for k in arrays}, mparams, "descriptor_maps.npz",
                         "dl_lg_maps")
     widgets.cli_hint(commands.local_geometry(spec, map_name, int(steps), t_arg, seeds, n, float(extent), n_dirs,
-                                             float(arrays["radius"])))
+                                             float(arrays["radius"]), COND))
 
 # ---------------------------------------------------------------------------- samples and the clicked cell
 st.subheader("Generated samples sorted by a descriptor" if IMAGE else "Generated samples over the training data")

@@ -35,15 +35,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(env: dict | None = None, timeout: float = 120.0):
+def streamlit_server(env: dict | None = None, timeout: float = 120.0, options: tuple[str, ...] = ()):
     """``python -m webui.serve app.py`` (what scripts/app runs) headless on a free localhost port; yields
-    ``(url, seconds_to_healthy)``.
+    ``(url, seconds_to_healthy)``. ``options``: more Streamlit flags (``"--runner.postScriptGC", "true"``).
 
     The server is always terminated (then killed if it does not stop)."""
     port = free_port()
     cmd = [sys.executable, "-m", "webui.serve", str(ROOT / "app.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+           "--server.fileWatcherType", "none", *options]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

@@ -246,3 +246,38 @@ def test_precompute_includes_the_rings_guidance_view(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
     records = precompute_default_views(load_model("toy2d/ring"), preset="test", embedding=False, log=lambda *_: None)
     assert records[-1]["what"] == "guidance report" and records[-1]["kind"] == "guidance"
+
+
+@pytest.mark.slow  # a minute or more: the reward's ψ of the tiny DiT's latents, inversion, figures
+def test_the_page_on_a_class_conditional_pipeline_samples_the_chosen_class():
+    """The class picker and guidance scale reach the reward and every sample: the report the page computed is the
+    one of that class at that scale (its cache entry exists; no other was needed), its ρ = 0 samples are the plain
+    sampler's of that class, not another's, and the CLI hint carries both flags."""
+    import shlex
+
+    from explorer.cli import build_parser
+    from explorer.guidance.report import guidance_is_cached, guidance_report
+    from tests.tiny_pipelines import tiny_folder
+
+    path = str(tiny_folder("dit"))
+    at = run_page(path, extra_models=[path])
+    assert_clean(at)
+    at.selectbox(key="w_cond_class").set_value(3)
+    at.number_input(key="w_cond_scale").set_value(2.0)
+    at.run()
+    assert_clean(at)
+    model = load_model(path)
+    d = guidance_defaults(model, "test")
+    cond = {"class_label": 3, "guidance_scale": 2.0}
+    assert guidance_is_cached(model, **d, **cond), "the page's report is the chosen class's"
+    arrays, record = guidance_report(model, **d, **cond)
+    assert record["hit"] and record["reward"]["condition"] == cond
+    plain = model.sample(d["n"], 0, d["steps"], **cond)
+    i0 = list(np.asarray(arrays["rho"], float)).index(0.0)
+    np.testing.assert_allclose(arrays["samples"][i0], plain, atol=1e-5)
+    assert not np.allclose(plain, model.sample(d["n"], 0, d["steps"], class_label=4, guidance_scale=2.0), atol=1e-4)
+    assert next(m for m in at.metric if m.label == "Held-out R² of the reward").value == (
+        f"{record['reward']['heldout_r2']:.3f}")
+    hint = next(c.value for c in at.code if "python -m explorer guidance" in c.value)
+    args = build_parser("guidance").parse_args(shlex.split(hint)[3:])
+    assert (args.class_label, args.guidance_scale) == ("3", 2.0)

@@ -35,3 +35,17 @@ def test_hint_values_are_the_views():
     assert "--t" not in HINTS[1] and "--anchors" not in HINTS[1]
     g = build_parser("geodesics").parse_args(shlex.split(HINTS[2])[3:])
     assert g.relative and g.lam == 0.0562 and (g.source, g.target) == (3, 7)
+
+
+def test_conditioned_hints_carry_the_views_condition():
+    """A pipeline view's condition (canonical: DiT's class number, SD's prompts, the guidance scale) becomes the
+    CLI's conditioning flags, quoted, and parses back to the same values."""
+    sd = {"prompt": "a photo of a 'cat'", "negative_prompt": "blurry, dark", "guidance_scale": 7.5}
+    lg = commands.local_geometry("path/to/sd", "sampler", 20, None, [0, 1, 2], 4, 3.0, 8, 0.01, sd)
+    a = build_parser("descriptors").parse_args(shlex.split(lg)[3:])
+    assert (a.prompt, a.negative_prompt, a.guidance_scale) == (sd["prompt"], sd["negative_prompt"], 7.5)
+    g = commands.guidance("path/to/dit", [0.0, 1.0], 8, 0, 3, 16, 1, "noised", None, 10,
+                          condition={"class_label": 3, "guidance_scale": 2.0})
+    b = build_parser("guidance").parse_args(shlex.split(g)[3:])
+    assert (b.class_label, b.guidance_scale, b.prompt) == ("3", 2.0, None)
+    assert "--class-label" not in HINTS[0] and "--prompt" not in HINTS[-1]

@@ -19,9 +19,22 @@ def _f(x: float) -> str:
     return f"{float(x):.6g}"
 
 
+#: The CLI flag of each conditioning keyword of the pipelines (``explorer.commands._args`` defines them).
+CONDITION_FLAGS = {"class_label": "--class-label", "prompt": "--prompt", "negative_prompt": "--negative-prompt",
+                   "guidance_scale": "--guidance-scale"}
+
+
+def condition_flags(condition: dict | None) -> list:
+    """``--class-label 3 --guidance-scale 2``…: a view's canonical condition as CLI flags (empty when none)."""
+    out: list = []
+    for key, value in (condition or {}).items():
+        out += [CONDITION_FLAGS[key], _f(value) if key == "guidance_scale" else value]
+    return out
+
+
 def local_geometry(spec: str, map_name: str, steps: int, t, seeds, n: int, extent: float, n_directions: int,
-                   radius: float) -> str:
-    return _cmd("descriptors", "--model", spec, "--map", map_name, "--steps", steps,
+                   radius: float, condition: dict | None = None) -> str:
+    return _cmd("descriptors", "--model", spec, "--map", map_name, "--steps", steps, condition_flags(condition),
                 ["--t", t] if t is not None and map_name in ("from_t", "denoiser") else None,
                 "--grid", n, "--extent", _f(extent),
                 ["--anchors", ",".join(map(str, seeds))] if len(seeds) == 3 else None,
@@ -52,8 +65,10 @@ def memorization(spec: str, n: int, seed: int, steps: int, threshold: float) -> 
 
 
 def guidance(spec: str, rhos, n: int, seed: int, steps: int, reward_n: int, reward_seed: int, states: str,
-             iterations: int | None, n_boot: int, n_directions: int | None = None) -> str:
+             iterations: int | None, n_boot: int, n_directions: int | None = None,
+             condition: dict | None = None) -> str:
     return _cmd("guidance", "--model", spec, "--rho=" + ",".join(_f(r) for r in rhos), "--n", n, "--seed", seed,
+                condition_flags(condition),
                 "--steps", steps, "--reward-n", reward_n, "--reward-seed", reward_seed, "--reward-states", states,
                 ["--reward-iterations", iterations] if iterations is not None else None,
                 ["--n-directions", n_directions] if n_directions is not None else None,

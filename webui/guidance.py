@@ -36,9 +36,11 @@ STATES = {"noised": "forward-noised end points (learns E[ψ | x_t]; steers smoot
 REWARD_KEYS = ("reward_n", "reward_seed", "reward_states", "reward_net", "reward_fit", "n_directions")
 
 
-def cached_rewards(model, steps: int, map: str = "sampler") -> list[dict]:
+def cached_rewards(model, steps: int, map: str = "sampler", condition: dict | None = None) -> list[dict]:
     """The rewards of ``model`` on disk (the user's cache, then the shipped one) trained for ``steps`` DDIM steps on
-    ``map`` without conditioning: ``{"key", "params", "record", "overrides"}`` each, newest first (a key once)."""
+    ``map`` under ``condition`` (canonical; none by default): ``{"key", "params", "record", "overrides"}`` each,
+    newest first (a key once)."""
+    wanted = cache.jsonable(condition or {})
     found: dict[str, dict] = {}
     for folder in cache.read_folders():
         if not Path(folder).is_dir():
@@ -53,7 +55,7 @@ def cached_rewards(model, steps: int, map: str = "sampler") -> list[dict]:
             p = entry.get("params") or {}
             if (entry.get("key") in found or entry.get("weights_hash") != model.weights_hash
                     or p.get("model") != model.name or int(p.get("steps", -1)) != int(steps)
-                    or p.get("map") != map or p.get("condition")):
+                    or p.get("map") != map or (p.get("condition") or {}) != wanted):
                 continue
             found[entry["key"]] = {"key": entry["key"], "params": p, "record": record,
                                    "created": entry.get("created", ""), "overrides": reward_overrides(p)}

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from explorer.commands._condition import add_condition_arguments, condition_from_args
 from explorer.distributed.cli import add_ray_arguments, session
 from explorer.models import DEFAULT_MODEL
 from explorer.provenance import stamped
@@ -59,11 +60,9 @@ def add_arguments(p) -> None:
                    help="where the plain-sampler inversion starts (default auto: the sample where the model's exact "
                         "inversion works, else the last step's input)")
     p.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for the intervals (default 1000)")
-    p.add_argument("--prompt", default=None, help="text prompt (text-to-image pipelines)")
-    p.add_argument("--class-label", type=int, default=None, help="class label (class-conditional pipelines)")
-    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale (pipelines)")
     p.add_argument("--out", type=Path, required=True,
                    help="output prefix OUT: writes OUT.npz, OUT.csv, OUT.json, OUT.reward.safetensors/.json")
+    add_condition_arguments(p)
     add_ray_arguments(p)
 
 
@@ -84,10 +83,9 @@ def run(args) -> int:
     from explorer.views.guidance import guidance_defaults
 
     start = time.perf_counter()
-    condition = {k: v for k, v in (("prompt", args.prompt), ("class_label", args.class_label),
-                                   ("guidance_scale", args.guidance_scale)) if v is not None}
     model = load_model(args.model)
-    model.check_condition(condition)
+    # canonical (a label name → its class number, defaults dropped): the Guidance page's cache entry for the same view
+    condition = model.canonical_condition(condition_from_args(args))
     d = guidance_defaults(model)  # unset options take the Guidance page's defaults: the same cache entry
     rhos = parse_rhos(args.rho) if args.rho is not None else d["rhos"]
     n = d["n"] if args.n is None else int(args.n)

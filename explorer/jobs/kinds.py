@@ -389,7 +389,9 @@ def _guidance_units(model, p):
 def _guidance_reward_cached(model, q) -> bool:
     from explorer.guidance.report import reward_params
 
-    params = reward_params(model, q["reward_n"], q["reward_seed"], q.get("steps"), q["map"], q.get("n_directions"), {})
+    condition = {k: q[k] for k in model.capabilities.conditioning if k in q}
+    params = reward_params(model, q["reward_n"], q["reward_seed"], q.get("steps"), q["map"], q.get("n_directions"),
+                           condition)
     return cache.exists("guidance_psi", params, model.weights_hash)
 
 
