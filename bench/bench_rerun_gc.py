@@ -29,8 +29,11 @@ from bench.bench_app import WAIT_NAME_JS, first_chart  # noqa: E402
 from tests.browser_support import chromium_pages, drag_slider, streamlit_server, wait_idle  # noqa: E402
 from webui.query import LAM_OPTIONS  # noqa: E402
 
+#: Seconds to wait for the plane; a run past it is reported as "> PLANE_LIMIT" (the job starved).
+PLANE_LIMIT = 300.0
 
-def _wait_text(page, text: str, timeout: float = 900.0) -> None:
+
+def _wait_text(page, text: str, timeout: float = PLANE_LIMIT) -> None:
     deadline = time.perf_counter() + timeout
     while text not in page.inner_text("body"):
         if time.perf_counter() > deadline:
@@ -48,9 +51,14 @@ def one_round(gc: bool, moves: int) -> tuple[float, float]:
         link = f"{url}/?model=toy2d/spiral&res=96&steps=50"
         a.goto(link)
         b.goto(link)
-        for p in (a, b):
-            _wait_text(p, "Computed in")
-        plane = time.perf_counter() - start
+        try:
+            for p in (a, b):
+                _wait_text(p, "Computed in", PLANE_LIMIT - (time.perf_counter() - start))
+            plane = time.perf_counter() - start
+        except TimeoutError:
+            plane = float("inf")
+            for p in (a, b):
+                p.goto("about:blank")  # the sessions end; the job runs on alone in the worker
         first_chart(a, f"{url}/geodesics?model=toy2d/ring")
         lo, hi = LAM_OPTIONS.index(0.0562), LAM_OPTIONS.index(5.62)
         times = []
@@ -83,9 +91,12 @@ def main(argv=None) -> int:
           f"average {load_before[0]:.1f} before, {load_after[0]:.1f} after; best of {args.rounds} rounds\n")
     print("| runner.postScriptGC | 96×96 plane, two sessions polling (s) | λ p50 (ms) |\n|---|---|---|")
     for gc in (True, False):
-        print(f"| {'on (Streamlit default)' if gc else 'off (this app)'} | {best[gc][0]:.1f} | "
-              f"{best[gc][1] * 1000:.0f} |")
-    print(f"\noff / on: plane × {best[False][0] / best[True][0]:.2f}, λ × {best[False][1] / best[True][1]:.2f}")
+        plane = f"> {PLANE_LIMIT:.0f}" if best[gc][0] == float("inf") else f"{best[gc][0]:.1f}"
+        print(f"| {'on (Streamlit default)' if gc else 'off (this app)'} | {plane} | {best[gc][1] * 1000:.0f} |")
+    on_plane = best[True][0]
+    starved = on_plane == float("inf")
+    plane_ratio = f"< {best[False][0] / PLANE_LIMIT:.3f}" if starved else f"{best[False][0] / on_plane:.3f}"
+    print(f"\noff / on: plane × {plane_ratio}, λ × {best[False][1] / best[True][1]:.2f}")
     return 0
 
 
