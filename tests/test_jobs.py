@@ -16,6 +16,18 @@ from explorer.jobs.rates import Cost, Rates
 from explorer.models import load_model
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """torch on one thread: with two intra-op threads on a loaded 2-core machine, a probe and the run it estimates
+    can see wall-clock speeds 2–15× apart (the estimate test compares them within a factor of 2)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_same_key_is_one_job_and_runs_once():
     reg = JobRegistry()
     runs = []
